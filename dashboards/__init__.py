@@ -1,0 +1,1 @@
+"""roadworthy's Streamlit dashboards (filled in by issue 7)."""

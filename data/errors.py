@@ -1,0 +1,88 @@
+"""Errors users see: one paragraph naming the file, the place and the fix.
+
+Every error that comes from bad input derives from :class:`RoadworthyError`.
+The command line prints ``str(error)`` and exits with code 2; it never shows a
+traceback for these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class RoadworthyError(Exception):
+    """Base class of every user-facing input error (exit code 2)."""
+
+    exit_code: int = 2
+
+
+@dataclass
+class LogError(RoadworthyError):
+    """A driving log that does not follow the contract.
+
+    Parameters
+    ----------
+    file : str or Path or None
+        The offending file (or dataset directory when no single file is at fault).
+    problem : str
+        What is wrong, as a sentence.
+    hint : str
+        How to fix it, as a sentence.
+    column : str or None
+        The offending column, when one is.
+    episode_id, step : str, int or None
+        The first offending row, when one is.
+    """
+
+    file: str | Path | None
+    problem: str
+    hint: str
+    column: str | None = None
+    episode_id: str | None = None
+    step: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = [f"{self.file}" if self.file is not None else "<input>"]
+        if self.column is not None:
+            where.append(f"column '{self.column}'")
+        if self.episode_id is not None:
+            row = f"episode_id='{self.episode_id}'"
+            if self.step is not None:
+                row += f", step={self.step}"
+            where.append(f"first offending row ({row})")
+        problem = self.problem.rstrip(".")
+        hint = self.hint.rstrip(".")
+        return f"{': '.join(where)}: {problem}. Hint: {hint}."
+
+
+@dataclass
+class PolicyError(RoadworthyError):
+    """A policy file that cannot be loaded safely or does not match the log."""
+
+    file: str | Path
+    problem: str
+    hint: str
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.problem.rstrip('.')}. Hint: {self.hint.rstrip('.')}."
+
+
+@dataclass
+class UsageError(RoadworthyError):
+    """Options that do not fit together, or a value out of range."""
+
+    problem: str
+    hint: str
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.problem.rstrip('.')}. Hint: {self.hint.rstrip('.')}."

@@ -1,0 +1,47 @@
+"""The ``roadworthy`` command line: a thin Typer layer over the packages.
+
+Exit codes: 0 success (gate: pass), 1 gate failed, 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from evaluator.cli import data_commands, demo
+
+app = typer.Typer(
+    name="roadworthy",
+    help="Is a new driving policy fit for the road? Answers from logged driving alone.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from evaluator import __version__
+
+        typer.echo(f"roadworthy {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Is a new driving policy fit for the road? Answers from logged driving alone."""
+
+
+data_commands.register(app)
+app.command("demo")(demo.demo)
+app.command("example-policies")(demo.example_policies)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,169 @@
+"""Commands over driving logs and the embedded simulator: validate, collect, rollout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from data.validate import LogSummary
+from evaluator.cli.common import handle_errors, progress, result_console, table, write_json
+
+JsonOpt = Annotated[
+    Path | None,
+    typer.Option("--json", help="Write the machine-readable result to this file ('-' for stdout alone)."),
+]
+
+collect_app = typer.Typer(help="Write sample driving logs from a simulator.", no_args_is_help=True)
+rollout_app = typer.Typer(help="Closed-loop ground truth: run policies in a simulator.", no_args_is_help=True)
+
+
+def print_summary(summary: LogSummary, console: Console) -> None:
+    """Readable summary of a validated dataset."""
+    d = summary.to_dict()
+    meta = summary.metadata
+    rows = [
+        ["files", d["files"]],
+        ["rows (steps)", d["rows"]],
+        ["episodes", d["episodes"]],
+        ["hours of driving", d["duration_s"] / 3600],
+        ["obs features D", meta.obs_dim],
+        ["actions A", f"{meta.action_dim} ({', '.join(meta.action_names)})"],
+        ["control period dt (s)", meta.dt],
+        ["disengagements", d["disengagements"]],
+        ["collision rows / episodes", f"{d['collision_rows']} / {d['collision_episodes']}"],
+        ["off-road rows", d["off_road_rows"]],
+        ["terminal / truncated episodes", f"{d['terminal_episodes']} / {d['truncated_episodes']}"],
+        ["rows with behavior_logp", d["behavior_logp_rows"]],
+        ["mean episode return", d["episode_return"]["mean"]],
+    ]
+    console.print(table(f"Valid driving log: {summary.source}", ["", "value"], rows))
+    share = [[k, v, v / max(summary.rows, 1)] for k, v in summary.rows_by_source.items()]
+    console.print(table("Rows by source", ["source", "rows", "share"], share))
+    if summary.maps or summary.scenarios:
+        mix = [["map", k, v] for k, v in summary.maps.items()]
+        mix += [["scenario", k, v] for k, v in summary.scenarios.items()]
+        console.print(table("Maps and scenarios", ["kind", "name", "rows"], mix))
+
+
+@handle_errors
+def validate(
+    logs: Annotated[Path, typer.Argument(help="A .parquet file or a folder of them.", show_default=False)],
+    json_out: JsonOpt = None,
+) -> None:
+    """Check a dataset against the log contract and summarize it (exit 2 with the first problem)."""
+    from data.dataset import scan_logs
+    from data.validate import validate_logs
+
+    dataset = scan_logs(logs)
+    with progress(dataset.num_rows, f"validating {logs}") as advance:
+        summary = validate_logs(dataset, on_rows=advance)
+    print_summary(summary, result_console(json_out))
+    write_json(summary.to_dict(), json_out)
+
+
+@collect_app.command("highway")
+@handle_errors
+def collect_highway(
+    episodes: Annotated[int, typer.Option("--episodes", "-n", help="Number of episodes.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the dataset to.")],
+    seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same files.")] = 0,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per core).")] = None,
+    duration: Annotated[float, typer.Option(help="Episode time limit, seconds.")] = 30.0,
+    autopilot_share: Annotated[float, typer.Option(help="Share of episodes started under autopilot.")] = 0.6,
+    overwrite: Annotated[bool, typer.Option(help="Replace a dataset already in --out.")] = False,
+    json_out: JsonOpt = None,
+) -> None:
+    """Simulate human and autopilot driving with takeovers (highway-env) and write it as Parquet."""
+    from data.errors import UsageError
+    from data.sim.collect import collect_highway as run
+    from data.sim.episodes import FleetConfig
+    from data.sim.highway import HighwayConfig
+    from data.validate import validate_logs
+
+    if duration <= 0:
+        raise UsageError(f"--duration must be positive, got {duration}", "give the episode length in seconds")
+    if not 0.0 <= autopilot_share <= 1.0:
+        raise UsageError(f"--autopilot-share must lie in [0, 1], got {autopilot_share}", "e.g. 0.6")
+    config = HighwayConfig(duration=duration)
+    with progress(episodes, "simulating episodes") as advance:
+        result = run(
+            out,
+            episodes=episodes,
+            seed=seed,
+            workers=workers,
+            config=config,
+            fleet=FleetConfig(autopilot_share=autopilot_share),
+            overwrite=overwrite,
+            on_episode=lambda rec: advance(1),
+        )
+    summary = validate_logs(out)
+    console = result_console(json_out)
+    console.print(f"wrote {result.rows:,} steps in {result.episodes:,} episodes to {out}")
+    print_summary(summary, console)
+    write_json({"collect": result.to_dict(), "summary": summary.to_dict()}, json_out)
+
+
+def print_rollout(report: dict, console: Console) -> None:
+    """Readable table of a rollout report."""
+    rows = []
+    for p in report["policies"]:
+        v = p["value"]
+        rows.append(
+            [
+                p["name"],
+                v["estimate"],
+                v["stderr"],
+                p["costs"]["collision"]["estimate"],
+                p["costs"]["off_road"]["estimate"],
+                p["episode_rates"]["collision_episodes"],
+                p["episode_rates"]["off_road_episodes"],
+                p["episode_rates"]["mean_speed_mps"],
+            ]
+        )
+    title = (
+        f"Closed-loop rollouts: {report['episodes']} episodes per policy, gamma={report['gamma']}, "
+        f"seed={report['seed']}"
+    )
+    cols = ["policy", "value", "± s.e.", "collision cost", "off-road cost", "P(collision)", "P(off-road)", "speed m/s"]
+    console.print(table(title, cols, rows))
+
+
+@rollout_app.command("highway")
+@handle_errors
+def rollout_highway(
+    policy: Annotated[list[Path], typer.Option("--policy", "-p", help="ONNX policy file (repeat for several).")],
+    episodes: Annotated[int, typer.Option("--episodes", "-n", help="Episodes per policy.")],
+    gamma: Annotated[float, typer.Option(help="Discount factor.")] = 0.99,
+    seed: Annotated[int, typer.Option(help="Seed of initial states and policy sampling.")] = 0,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per core).")] = None,
+    duration: Annotated[float, typer.Option(help="Episode time limit, seconds.")] = 30.0,
+    out: Annotated[Path | None, typer.Option(help="Also write the rollouts as a driving log here.")] = None,
+    json_out: JsonOpt = None,
+) -> None:
+    """Monte Carlo value and safety costs of policies driving the embedded simulator."""
+    from data.sim.highway import HighwayConfig
+    from data.sim.rollout import rollout_highway as run
+
+    with progress(episodes * len(policy), "rolling out") as advance:
+        report = run(
+            policy,
+            episodes=episodes,
+            gamma=gamma,
+            seed=seed,
+            workers=workers,
+            config=HighwayConfig(duration=duration),
+            out=out,
+            on_episode=lambda rec: advance(1),
+        )
+    print_rollout(report, result_console(json_out))
+    write_json(report, json_out)
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the main app."""
+    app.command("validate")(validate)
+    app.add_typer(collect_app, name="collect")
+    app.add_typer(rollout_app, name="rollout")
