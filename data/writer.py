@@ -10,6 +10,7 @@ read as data either.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -74,6 +75,17 @@ class AtomicFile:
             self.commit()
         else:
             self.abort()
+
+
+def replace_dir(new: Path, dest: Path) -> None:
+    """Move folder ``new`` to ``dest``, replacing what is there with two renames."""
+    old = None
+    if dest.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+        os.replace(dest, old / dest.name)
+    os.replace(new, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 class LogWriter:

@@ -28,7 +28,7 @@ from data.sim.drivers import ACTION_HIGH, ACTION_LOW
 from data.sim.episodes import EpisodeRecord, FleetConfig, FleetController, run_episode
 from data.sim.features import ACTION_NAMES, OBS_NAMES
 from data.sim.highway import REWARD_RANGE, HighwayConfig, HighwaySim
-from data.writer import LogWriter
+from data.writer import LogWriter, replace_dir
 
 OPTIONAL = ("collision", "off_road", "disengagement", "behavior_logp", "x", "y", "yaw", "speed", "map_name", "scenario")
 FRAME = "left-handed: x along the road, y to the right of travel, metres; yaw in rad, positive turns right"
@@ -221,14 +221,3 @@ def collect_highway(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return CollectResult(out, [out / f.name for f in files], episodes, rows)
-
-
-def replace_dir(new: Path, dest: Path) -> None:
-    """Move folder ``new`` to ``dest``, replacing what is there with two renames."""
-    old = None
-    if dest.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
-        os.replace(dest, old / dest.name)
-    os.replace(new, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -21,11 +21,11 @@ from data.errors import UsageError
 from data.policy import OnnxPolicy
 from data.roads import road_table, roads_path, write_roads
 from data.schema import arrow_schema
-from data.sim.collect import FRAME, OPTIONAL, default_workers, episode_table, log_metadata, replace_dir, simulate_many
+from data.sim.collect import FRAME, OPTIONAL, default_workers, episode_table, log_metadata, simulate_many
 from data.sim.episodes import EpisodeRecord, PolicyController, run_episode
 from data.sim.features import ACTION_NAMES, OBS_NAMES
 from data.sim.highway import HighwayConfig, HighwaySim
-from data.writer import LogWriter
+from data.writer import LogWriter, replace_dir
 
 Z95 = 1.959963984540054
 COSTS = ("collision", "off_road")

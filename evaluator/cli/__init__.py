@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from evaluator.cli import data_commands, demo
+from evaluator.cli import carla_commands, data_commands, demo
 
 app = typer.Typer(
     name="roadworthy",
@@ -38,6 +38,7 @@ def _root(
 
 
 data_commands.register(app)
+carla_commands.register(app)
 app.command("demo")(demo.demo)
 app.command("example-policies")(demo.example_policies)
 
