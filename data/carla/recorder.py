@@ -168,6 +168,8 @@ class ProfileResolver:
         self.max_id = max(self.max_id, pid)
         if self.forced or pid < len(fmt._V14):
             return
+        if len({p.kind(pid) for p in self.candidates} - {None}) <= 1:
+            return  # every remaining profile reads this id the same way
         keep = [p for p in self.candidates if _fits(p.kind(pid), buf, off, size)]
         if keep:
             self.candidates = keep
@@ -232,7 +234,7 @@ class RecorderReader:
         if profile is None:
             self._detect_profile()
 
-    def _detect_profile(self, max_bytes: int = 32 << 20) -> None:
+    def _detect_profile(self, max_bytes: int = 4 << 20) -> None:
         """Walk packet headers of the first ``max_bytes`` to settle the profile before
         decoding; errors are left to the decoding pass, which reports them precisely."""
         with open(self.path, "rb") as fh:
@@ -612,11 +614,61 @@ def _physics_packet(reader, buf, base, off, size, frame, wheel_size) -> list[dic
     return out
 
 
+def _bone_template(buf: bytes, pos: int, end: int) -> tuple[int, int, list[tuple[int, str]]] | None:
+    """Layout of one walker's bone record: (length, bone count, [(float offset, name)])."""
+    if pos + 6 > end:
+        return None
+    (n,) = struct.unpack_from("<H", buf, pos + 4)
+    q, names = pos + 6, []
+    for _ in range(n):
+        got = _string(buf, q, end)
+        if got is None or got[1] + 24 > end:
+            return None
+        names.append((got[1] - pos, got[0]))
+        q = got[1] + 24
+    return q - pos, n, names
+
+
 def _walker_bones(reader, buf, base, offs, sizes, frames) -> pa.Table:
-    rows: dict[str, list] = {k: [] for k in ("frame", "id", "bone", "x", "y", "z", "roll", "pitch", "yaw")}
+    """Bones, decoded a packet at a time: when every walker of a packet shares the
+    first one's skeleton (same bone names, hence the same byte layout), all poses
+    are gathered at once; otherwise record by record."""
+    raw = np.frombuffer(buf, dtype=np.uint8)
+    parts: list[pa.Table] = []
+    fast_frames, fast_ids, fast_names, fast_vals = [], [], [], []
+    names_index: dict[str, int] = {}
     for off, size, frame in zip(offs.tolist(), sizes.tolist(), frames.tolist(), strict=True):
-        c = _Cursor(reader, buf, off, off + size, base, fmt.WALKER_BONES)
-        (count,) = c.take("<H")
+        end = off + size
+        if size < 2:
+            raise reader._error(base + off - 5, "a WalkerBones packet has no record count")
+        (count,) = struct.unpack_from("<H", buf, off)
+        tpl = _bone_template(buf, off + 2, end) if count else None
+        fast = False
+        if tpl is not None:
+            length, n, names = tpl
+            starts = off + 2 + np.arange(count) * length
+            if 2 + count * length == size and n:
+                # Name bytes (with their length prefixes) must match the first walker's.
+                mask = np.ones(length, dtype=bool)
+                mask[:4] = False  # the actor id differs
+                for fo, _ in names:
+                    mask[fo : fo + 24] = False
+                rel = np.flatnonzero(mask)
+                block = raw[starts[:, None] + rel]
+                fast = bool((block == block[0]).all())
+        if fast:
+            ids = raw[starts[:, None] + np.arange(4)].copy().view("<u4").reshape(-1)
+            fo = np.array([f for f, _ in names])
+            vals = raw[(starts[:, None, None] + fo[None, :, None] + np.arange(24)).reshape(count, -1)]
+            fast_vals.append(vals.copy().view("<f4").reshape(count * n, 6))
+            fast_frames.append(np.full(count * n, frame, dtype=np.int64))
+            fast_ids.append(np.repeat(ids, n))
+            codes = np.array([names_index.setdefault(nm, len(names_index)) for _, nm in names], dtype=np.int32)
+            fast_names.append(np.tile(codes, count))
+            continue
+        rows: dict[str, list] = {k: [] for k in ("frame", "id", "bone", "x", "y", "z", "roll", "pitch", "yaw")}
+        c = _Cursor(reader, buf, off, end, base, fmt.WALKER_BONES)
+        c.take("<H")
         for _ in range(count):
             (actor,) = c.take("<I")
             (n,) = c.take("<H")
@@ -631,12 +683,72 @@ def _walker_bones(reader, buf, base, offs, sizes, frames) -> pa.Table:
                 for k, v in zip(("roll", "pitch", "yaw"), vals[3:], strict=True):
                     rows[k].append(v * _DEG)
         c.done()
-    return pa.table(rows)
+        parts.append(pa.table(rows, schema=_BONES_SCHEMA))
+    if fast_vals:
+        vals = np.concatenate(fast_vals).astype(np.float64)
+        bone = pa.DictionaryArray.from_arrays(
+            pa.array(np.concatenate(fast_names)), pa.array(list(names_index), pa.string())
+        ).cast(pa.string())
+        fast_table = pa.table(
+            {
+                "frame": pa.array(np.concatenate(fast_frames)),
+                "id": pa.array(np.concatenate(fast_ids)),
+                "bone": bone,
+                **{k: pa.array(vals[:, i] / 100.0) for i, k in enumerate(("x", "y", "z"))},
+                **{k: pa.array(vals[:, 3 + i] * _DEG) for i, k in enumerate(("roll", "pitch", "yaw"))},
+            },
+            schema=_BONES_SCHEMA,
+        )
+        parts.insert(0, fast_table)
+    out = pa.concat_tables(parts)
+    return out.sort_by([("frame", "ascending")]) if len(parts) > 1 else out
+
+
+_BONES_SCHEMA = pa.schema(
+    [("frame", pa.int64()), ("id", pa.uint32()), ("bone", pa.string())]
+    + [(k, pa.float64()) for k in ("x", "y", "z", "roll", "pitch", "yaw")]
+)
 
 
 def _anim_wheels(reader, buf, base, offs, sizes, frames) -> pa.Table:
+    """Wheels: packets whose vehicles all have the same number of wheels (the usual
+    case) are decoded with one structured dtype per wheel count; others record by record."""
+    raw = np.frombuffer(buf, dtype=np.uint8)
+    counts = raw[offs].astype(np.int64) | (raw[offs + 1].astype(np.int64) << 8)
+    has = (counts > 0) & (sizes >= 10)
+    n_first = np.zeros(len(offs), dtype=np.int64)
+    if has.any():
+        n_first[has] = raw[offs[has, None] + 6 + np.arange(4)].copy().view("<u4").reshape(-1)
+    uniform = has & (n_first <= 64) & (sizes == 2 + counts * (8 + 9 * n_first))
+    parts: list[pa.Table] = []
+    for n in np.unique(n_first[uniform]):
+        sel = np.flatnonzero(uniform & (n_first == n))
+        dtype = np.dtype(
+            [("id", "<u4"), ("n", "<u4"), ("w", [("loc", "u1"), ("steer", "<f4"), ("spin", "<f4")], (int(n),))]
+        )
+        c = counts[sel]
+        first = np.repeat(offs[sel] + 2, c)
+        within = np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c)
+        rec = _gather(raw, first + within * dtype.itemsize, dtype.itemsize).view(dtype).reshape(-1)
+        same = rec["n"] == n
+        if not same.all():
+            uniform[sel] = False  # fall back for these packets below
+            continue
+        k = int(n)
+        parts.append(
+            pa.table(
+                {
+                    "frame": pa.array(np.repeat(np.repeat(frames[sel], c), k)),
+                    "id": pa.array(np.repeat(rec["id"], k)),
+                    "wheel": pa.array(rec["w"]["loc"].reshape(-1)),
+                    "steer_angle": pa.array(rec["w"]["steer"].reshape(-1)),
+                    "tire_rotation": pa.array(rec["w"]["spin"].reshape(-1)),
+                }
+            )
+        )
     rows: dict[str, list] = {k: [] for k in ("frame", "id", "wheel", "steer_angle", "tire_rotation")}
-    for off, size, frame in zip(offs.tolist(), sizes.tolist(), frames.tolist(), strict=True):
+    for i in np.flatnonzero(~uniform):
+        off, size, frame = int(offs[i]), int(sizes[i]), int(frames[i])
         got = _wheels(buf, off, size)
         if got is None:
             raise reader._error(base + off - 5, "an AnimVehicleWheels packet's records do not fill it exactly")
@@ -646,7 +758,20 @@ def _anim_wheels(reader, buf, base, offs, sizes, frames) -> pa.Table:
             rows["wheel"].append(loc)
             rows["steer_angle"].append(steer)
             rows["tire_rotation"].append(spin)
-    return pa.table(rows)
+    parts.append(pa.table(rows, schema=_WHEELS_SCHEMA))
+    out = pa.concat_tables([t.cast(_WHEELS_SCHEMA) for t in parts])
+    return out.sort_by([("frame", "ascending")]) if len(parts) > 1 else out
+
+
+_WHEELS_SCHEMA = pa.schema(
+    [
+        ("frame", pa.int64()),
+        ("id", pa.uint32()),
+        ("wheel", pa.uint8()),
+        ("steer_angle", pa.float32()),
+        ("tire_rotation", pa.float32()),
+    ]
+)
 
 
 _VARIABLE = {
