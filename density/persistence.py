@@ -1,0 +1,83 @@
+"""Saving models as JSON plus plain arrays; loading never executes code.
+
+A model folder holds ``model.json`` (configuration, names, calibration tables,
+package version) and ``arrays.npz`` (numbers only, read with
+``allow_pickle=False``). Estimator classes are looked up in a fixed registry by
+name, never imported from a path in the file. The folder is written under a
+temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data.errors import RoadworthyError
+from data.writer import replace_dir
+
+FORMAT = "roadworthy-behavior-model"
+FORMAT_VERSION = 1
+META_FILE = "model.json"
+ARRAYS_FILE = "arrays.npz"
+
+
+class ModelFileError(RoadworthyError):
+    """A model folder that cannot be loaded."""
+
+    def __init__(self, path: str | Path, problem: str, hint: str) -> None:
+        super().__init__(f"{path}: {problem.rstrip('.')}. Hint: {hint.rstrip('.')}.")
+
+
+def save_folder(folder: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
+    """Write ``meta`` and ``arrays`` to ``folder`` atomically (replacing it)."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    staging.chmod(0o755)
+    try:
+        body = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
+        (staging / META_FILE).write_text(json.dumps(body, indent=2, allow_nan=False) + "\n")
+        with open(staging / ARRAYS_FILE, "wb") as fh:
+            np.savez_compressed(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+        replace_dir(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder
+
+
+def load_folder(folder: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read a model folder; raises :class:`ModelFileError` with a fix when it is not one."""
+    folder = Path(folder)
+    meta_path, arr_path = folder / META_FILE, folder / ARRAYS_FILE
+    if not meta_path.is_file() or not arr_path.is_file():
+        raise ModelFileError(
+            folder,
+            f"not a roadworthy model folder (expected {META_FILE} and {ARRAYS_FILE})",
+            "fit one with `roadworthy fit LOGS -o MODEL`",
+        )
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(meta_path, f"not valid JSON ({exc})", "refit the model") from None
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(meta_path, f"format is {meta.get('format')!r}, not {FORMAT!r}", "refit the model")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            meta_path,
+            f"format version {meta.get('format_version')} is not supported (this roadworthy reads {FORMAT_VERSION})",
+            "refit the model with this version of roadworthy",
+        )
+    try:
+        with np.load(arr_path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (ValueError, OSError) as exc:
+        raise ModelFileError(
+            arr_path, f"the arrays cannot be read without unpickling ({exc})", "refit the model"
+        ) from None
+    return meta, arrays
