@@ -15,11 +15,12 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from common import peak_rss_mib
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data" / "carla" / "recordings"
@@ -34,7 +35,7 @@ def _child(path: str) -> None:
     for chunk in reader.chunks():
         records += sum(t.num_rows for t in chunk.tables.values())
     elapsed = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss_mib()
     print(json.dumps({"bytes": reader.file_size, "seconds": elapsed, "records": records, "peak_rss_mib": rss}))
 
 

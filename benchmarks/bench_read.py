@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from common import peak_rss_mib
 
 HERE = Path(__file__).resolve().parent
 D, A, STEPS = 42, 2, 150
@@ -84,7 +84,7 @@ def _child(mode: str, path: str) -> None:
 
         rows = sum(len(b) for b in iter_transitions(path))
     elapsed = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+    rss = peak_rss_mib()
     print(json.dumps({"mode": mode, "rows": rows, "seconds": elapsed, "peak_rss_mib": rss}))
 
 

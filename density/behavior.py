@@ -241,7 +241,7 @@ class BehaviorModel:
             "calibration_mean_logp": float(np.mean(lp)),
             "calibration_mean_state_logp": float(np.mean(slp)),
             "thresholds": {
-                g: {"rows": self.action_cal_.counts[g], "nonconformity": self.action_cal_.threshold(g)}
+                g: {"rows": self.action_cal_.counts[g], "nonconformity": _finite_or_none(self.action_cal_.threshold(g))}
                 for g in sorted(self.action_cal_.scores)
                 if self.action_cal_.counts[g] >= config.min_bin
             },
@@ -516,6 +516,11 @@ def _cap(units: list, rows: Mapping, cap: int) -> list:
         out.append(u)
         total += rows[u]
     return out
+
+
+def _finite_or_none(x: float) -> float | None:
+    """JSON has no infinity: a group too small to ever flag has no threshold."""
+    return float(x) if np.isfinite(x) else None
 
 
 def _jsonable(obj: Any) -> Any:

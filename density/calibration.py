@@ -39,7 +39,11 @@ def _labels(columns: Sequence[np.ndarray], names: Sequence[str]) -> np.ndarray:
     """``"name=value|..."`` label of each row, built once per distinct combination."""
     import pandas as pd
 
-    codes, uniques = pd.MultiIndex.from_arrays([np.asarray(c, dtype=object) for c in columns]).factorize()
+    if len(columns) == 1:
+        codes, uniques = pd.factorize(np.asarray(columns[0], dtype=object))
+        uniques = [(u,) for u in uniques]
+    else:
+        codes, uniques = pd.MultiIndex.from_arrays([np.asarray(c, dtype=object) for c in columns]).factorize()
     text = np.array(["|".join(f"{n}={v}" for n, v in zip(names, u, strict=True)) for u in uniques], dtype=object)
     return text[codes]
 
@@ -122,11 +126,13 @@ class ConformalCalibrator:
 
     def pvalues(self, nonconformity: np.ndarray, levels: list[np.ndarray]) -> np.ndarray:
         """Conformal p-value of each row in its resolved group."""
+        import pandas as pd
+
         nc = np.asarray(nonconformity, dtype=np.float64)
         out = np.empty(len(nc))
-        resolved = self.resolve(levels)
-        for g in np.unique(resolved.astype(str)):
-            sel = resolved == g
+        codes, groups = pd.factorize(self.resolve(levels))
+        for j, g in enumerate(groups):
+            sel = codes == j
             ref = self.scores[g]
             n = self.counts[g]
             ge = len(ref) - np.searchsorted(ref, nc[sel], side="left")

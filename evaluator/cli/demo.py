@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from evaluator.cli.common import handle_errors, progress, stdout, table, write_json
@@ -39,7 +40,8 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the whole run.")] = 0,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per core).")] = None,
 ) -> None:
-    """The main job on the embedded default: collect logs, validate them, roll out the example policies."""
+    """The main job on the embedded default: collect logs, validate them, fit the behaviour model,
+    flag out-of-distribution actions of the logs and of the example policies, roll the policies out."""
     from data.errors import UsageError
     from data.sim.collect import collect_highway
     from data.sim.policies import EXAMPLES, example_policy_path
@@ -65,12 +67,17 @@ def demo(
     print_summary(summary, console)
     write_json(summary.to_dict(), out / "summary.json")
 
-    console.rule("3. closed-loop ground truth of the example policies")
     policies.mkdir(exist_ok=True)
     paths = []
     for spec in EXAMPLES:
         paths.append(policies / f"{spec.name}.onnx")
         shutil.copyfile(example_policy_path(spec.name), paths[-1])
+
+    console.rule("3. fit the behaviour density model and flag out-of-distribution actions")
+    flags = _fit_and_flag(logs, out / "model", paths, seed, console)
+    write_json(flags, out / "flags.json")
+
+    console.rule("4. closed-loop ground truth of the example policies")
     with progress(rollout_episodes * len(paths), "rolling out") as advance:
         # A seed apart from the logs', so ground truth is not measured on the logged starts alone.
         report = rollout_highway(
@@ -81,6 +88,41 @@ def demo(
 
     console.rule("done")
     console.print(
-        f"logs: {logs}\nsummary: {out / 'summary.json'}\nground truth: {out / 'rollout.json'}\n"
-        f"policies: {policies}\n\nnext: roadworthy validate {logs}"
+        f"logs: {logs}\nsummary: {out / 'summary.json'}\nbehaviour model: {out / 'model'}\n"
+        f"OOD flags: {out / 'flags.json'}\nground truth: {out / 'rollout.json'}\npolicies: {policies}\n\n"
+        f"next: roadworthy score {logs} --model {out / 'model'} --policy {policies / 'fast.onnx'} -o flags.parquet"
     )
+
+
+def _fit_and_flag(logs: Path, model_dir: Path, policies: list[Path], seed: int, console) -> dict:
+    """Fit the default behaviour model, then the OOD rate of the logs and of each policy."""
+    from data.policy import OnnxPolicy
+    from density.behavior import BehaviorConfig, BehaviorModel
+    from evaluator.cli.density_commands import print_fit
+
+    model = BehaviorModel.fit(logs, BehaviorConfig(seed=seed, model_params={"random_state": seed}))
+    model.save(model_dir)
+    print_fit(model, console)
+    out = {"model": str(model_dir), "alpha": model.config.alpha, "logged": {}, "policies": {}}
+    for t in model.iter_scores(logs):
+        for src in set(t.column("source").to_pylist()):
+            sel = np.asarray(t.column("source").to_pylist()) == src
+            c = out["logged"].setdefault(src, {"rows": 0, "is_ood": 0})
+            c["rows"] += int(sel.sum())
+            c["is_ood"] += int(t.column("is_ood").to_numpy()[sel].sum())
+    rows = [[f"logged {s}", c["rows"], c["is_ood"] / max(c["rows"], 1)] for s, c in sorted(out["logged"].items())]
+    for path in policies:
+        pol = OnnxPolicy.load(path, obs_names=model.obs_names, action_names=model.action_names)
+        n = flagged = state = 0
+        for t in model.iter_scores(logs, policy=pol):
+            n += t.num_rows
+            flagged += int(t.column("is_ood").to_numpy().sum())
+            state += int(t.column("state_is_ood").to_numpy().sum())
+        out["policies"][pol.name] = {"rows": n, "ood_rate": flagged / max(n, 1)}
+        rows.append([f"policy {pol.name}", n, flagged / max(n, 1)])
+    console.print(
+        table(
+            "Share of actions flagged out of distribution on the logged states", ["actions", "rows", "OOD rate"], rows
+        )
+    )
+    return out

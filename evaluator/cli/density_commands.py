@@ -23,7 +23,10 @@ def print_fit(model, console: Console) -> None:
         f"({s['units']['train']} {s['units']['split_by']}s); calibrated on {s['rows']['calibration']:,} rows "
         f"({s['units']['calibration']} held-out {s['units']['split_by']}s), alpha={cfg.alpha}"
     )
-    rows = [[g, v["rows"], v["nonconformity"]] for g, v in s["thresholds"].items()]
+    rows = [
+        [g, v["rows"], v["nonconformity"] if v["nonconformity"] is not None else "never"]
+        for g, v in s["thresholds"].items()
+    ]
     console.print(
         table("Calibration groups (flag when -log p exceeds the threshold)", ["group", "rows", "threshold"], rows)
     )

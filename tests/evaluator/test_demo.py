@@ -16,17 +16,20 @@ runner = CliRunner()
 def test_demo_runs_end_to_end(tmp_path):
     out = tmp_path / "demo"
     res = runner.invoke(
-        app, ["demo", "--out", str(out), "--episodes", "3", "--rollout-episodes", "2", "--workers", "2"]
+        app, ["demo", "--out", str(out), "--episodes", "6", "--rollout-episodes", "2", "--workers", "2"]
     )
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["episodes"] == 3
+    assert summary["episodes"] == 6
     rollout = json.loads((out / "rollout.json").read_text())
     names = [p["name"] for p in rollout["policies"]]
     assert names == ["autopilot-clone", "cautious", "fast", "tailgater", "swerve", "stochastic"]
     assert all(len(p["returns"]) == 2 for p in rollout["policies"])
+    flags = json.loads((out / "flags.json").read_text())
+    assert set(flags["policies"]) == set(names) and (out / "model" / "model.json").is_file()
+    assert flags["policies"]["swerve"]["ood_rate"] > flags["policies"]["autopilot-clone"]["ood_rate"]
     # Running it again into its own folder works; a foreign folder is refused.
-    again = runner.invoke(app, ["demo", "--out", str(out), "--episodes", "2", "--rollout-episodes", "1"])
+    again = runner.invoke(app, ["demo", "--out", str(out), "--episodes", "3", "--rollout-episodes", "1"])
     assert again.exit_code == 0, again.output
     foreign = tmp_path / "mine"
     foreign.mkdir()
