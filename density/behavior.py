@@ -345,6 +345,23 @@ class BehaviorModel:
             "state_is_ood": self.state_cal_.flags(sp, alpha),
         }
 
+    def action_logp(self, obs: np.ndarray, action: np.ndarray) -> np.ndarray:
+        """log p(action | state) of each row, in the action's physical units."""
+        return self.model_.score_samples(np.hstack([np.asarray(obs, np.float64), np.asarray(action, np.float64)]))
+
+    def action_pvalues(self, obs: np.ndarray, action: np.ndarray) -> np.ndarray:
+        """Conformal p-values of actions with no behaviour source (a policy's), against all logged rows."""
+        out = np.empty(len(obs))
+        for i in range(0, len(obs), 65536):
+            sl = slice(i, i + 65536)
+            lp = self.action_logp(obs[sl], action[sl])
+            out[sl] = self.action_cal_.pvalues(-lp, group_levels(None, {}, len(lp)))
+        return out
+
+    def action_flags(self, obs: np.ndarray, action: np.ndarray, *, alpha: float | None = None) -> np.ndarray:
+        """``is_ood`` of actions with no behaviour source (a policy's), calibrated on all logged rows."""
+        return self.action_cal_.flags(self.action_pvalues(obs, action), alpha)
+
     def iter_scores(
         self,
         logs: str | Path | LogDataset,

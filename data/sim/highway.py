@@ -18,8 +18,8 @@ from data.sim.drivers import ACTION_HIGH, ACTION_LOW
 from data.sim.features import LANE_WIDTH, VEHICLE_LENGTH, observe
 
 V_REF = 30.0  # m/s, speed at which progress reward is 1 per step
-COLLISION_PENALTY = 50.0
-OFF_ROAD_PENALTY = 50.0
+COLLISION_PENALTY = 200.0
+OFF_ROAD_PENALTY = 200.0
 MAX_SPEED = 40.0  # m/s, highway-env's Vehicle.MAX_SPEED
 #: Lateral acceleration is capped in the comfort term so one absurd steering
 #: command cannot dominate an episode's return.

@@ -73,17 +73,17 @@ EXAMPLES: tuple[ExamplePolicy, ...] = (
     ExamplePolicy("autopilot-clone", AUTOPILOT, "noise-free copy of the fleet autopilot (IDM/MOBIL)"),
     ExamplePolicy(
         "cautious",
-        AUTOPILOT.replace(desired_speed=23.0, time_headway=2.2, min_gap=4.0, lane_change_threshold=0.4),
+        AUTOPILOT.replace(desired_speed=26.0, time_headway=1.9, min_gap=3.5, lane_change_threshold=0.3),
         "slower, longer headway, fewer lane changes",
     ),
     ExamplePolicy(
         "fast",
-        AUTOPILOT.replace(desired_speed=35.0, time_headway=1.0, max_accel=2.5, lane_change_threshold=0.05),
+        AUTOPILOT.replace(desired_speed=31.0, time_headway=1.2, max_accel=1.8, lane_change_threshold=0.1),
         "faster and keener to overtake; partly outside the logged behaviour",
     ),
     ExamplePolicy(
         "tailgater",
-        AUTOPILOT.replace(desired_speed=32.0, time_headway=0.3, min_gap=0.5, max_brake=3.0, safe_decel=6.0),
+        AUTOPILOT.replace(desired_speed=29.0, time_headway=0.25, min_gap=0.5, max_brake=2.5, safe_decel=6.0),
         "follows far too close and brakes gently; rear-ends vehicles that brake hard",
         unsafe=True,
     ),
@@ -95,9 +95,9 @@ EXAMPLES: tuple[ExamplePolicy, ...] = (
     ),
     ExamplePolicy(
         "stochastic",
-        AUTOPILOT.replace(desired_speed=29.0),
+        AUTOPILOT.replace(desired_speed=28.5),
         "Gaussian policy around an autopilot-like mean",
-        std=(0.4, 0.006),
+        std=(0.3, 0.005),
     ),
 )
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from evaluator.cli import carla_commands, data_commands, demo, density_commands
+from evaluator.cli import carla_commands, data_commands, demo, density_commands, evaluate_commands
 
 app = typer.Typer(
     name="roadworthy",
@@ -40,6 +40,7 @@ def _root(
 data_commands.register(app)
 carla_commands.register(app)
 density_commands.register(app)
+evaluate_commands.register(app)
 app.command("demo")(demo.demo)
 app.command("example-policies")(demo.example_policies)
 

@@ -39,9 +39,10 @@ def demo(
     rollout_episodes: Annotated[int, typer.Option(help="Closed-loop episodes per example policy.")] = 40,
     seed: Annotated[int, typer.Option(help="Seed of the whole run.")] = 0,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per core).")] = None,
+    quick: Annotated[bool, typer.Option(help="Small estimator settings, for smoke tests (numbers are rough).")] = False,
 ) -> None:
     """The main job on the embedded default: collect logs, validate them, fit the behaviour model,
-    flag out-of-distribution actions of the logs and of the example policies, roll the policies out."""
+    flag out-of-distribution actions, evaluate the example policies from the logs, check against rollouts."""
     from data.errors import UsageError
     from data.sim.collect import collect_highway
     from data.sim.policies import EXAMPLES, example_policy_path
@@ -74,33 +75,71 @@ def demo(
         shutil.copyfile(example_policy_path(spec.name), paths[-1])
 
     console.rule("3. fit the behaviour density model and flag out-of-distribution actions")
-    flags = _fit_and_flag(logs, out / "model", paths, seed, console)
+    flags = _fit_and_flag(logs, out / "model", paths, seed, console, quick)
     write_json(flags, out / "flags.json")
 
-    console.rule("4. closed-loop ground truth of the example policies")
+    console.rule("4. conservative off-policy evaluation of the example policies, from the logs alone")
+    from evaluator.evaluate import EvaluateConfig, evaluate
+    from evaluator.report import markdown, table_rows
+
+    config = EvaluateConfig(seed=seed)
+    if quick:
+        from dataclasses import replace
+
+        from evaluator.fqe import FQEConfig
+        from evaluator.importance import ISConfig
+
+        config = replace(
+            config,
+            fqe=FQEConfig(heads=3, hidden=(32, 32), iterations=20, steps_per_iteration=10),
+            importance=ISConfig(bootstrap=20),
+        )
+    report = evaluate(logs, paths, model=out / "model", config=config)
+    cols, rows = table_rows(report)
+    console.print(table("Off-policy evaluation (gamma 0.99, 95 % bounds)", cols, rows))
+    write_json(report, out / "evaluation.json")
+    (out / "evaluation.md").write_text(markdown(report))
+
+    console.rule("5. closed-loop ground truth of the example policies")
     with progress(rollout_episodes * len(paths), "rolling out") as advance:
         # A seed apart from the logs', so ground truth is not measured on the logged starts alone.
-        report = rollout_highway(
+        truth = rollout_highway(
             paths, episodes=rollout_episodes, seed=seed + 1, workers=workers, on_episode=lambda r: advance(1)
         )
-    print_rollout(report, console)
-    write_json(report, out / "rollout.json")
+    print_rollout(truth, console)
+    write_json(truth, out / "rollout.json")
+    est = {p["name"]: p for p in report["policies"]}
+    rows = [
+        [
+            p["name"],
+            p["value"]["estimate"],
+            est[p["name"]]["value"]["estimate"],
+            est[p["name"]]["value"]["lower"],
+            est[p["name"]]["value"]["upper"],
+        ]
+        for p in truth["policies"]
+    ]
+    console.print(
+        table("Estimated from logs against closed-loop truth", ["policy", "truth", "estimate", "lower", "upper"], rows)
+    )
 
     console.rule("done")
     console.print(
         f"logs: {logs}\nsummary: {out / 'summary.json'}\nbehaviour model: {out / 'model'}\n"
-        f"OOD flags: {out / 'flags.json'}\nground truth: {out / 'rollout.json'}\npolicies: {policies}\n\n"
+        f"OOD flags: {out / 'flags.json'}\nevaluation: {out / 'evaluation.json'} and {out / 'evaluation.md'}\n"
+        f"ground truth: {out / 'rollout.json'}\npolicies: {policies}\n\n"
         f"next: roadworthy score {logs} --model {out / 'model'} --policy {policies / 'fast.onnx'} -o flags.parquet"
     )
 
 
-def _fit_and_flag(logs: Path, model_dir: Path, policies: list[Path], seed: int, console) -> dict:
+def _fit_and_flag(logs: Path, model_dir: Path, policies: list[Path], seed: int, console, quick: bool) -> dict:
     """Fit the default behaviour model, then the OOD rate of the logs and of each policy."""
     from data.policy import OnnxPolicy
     from density.behavior import BehaviorConfig, BehaviorModel
     from evaluator.cli.density_commands import print_fit
 
-    model = BehaviorModel.fit(logs, BehaviorConfig(seed=seed, model_params={"random_state": seed}))
+    params = {"random_state": seed, **({"epochs": 5} if quick else {})}
+    model = BehaviorModel.fit(logs, BehaviorConfig(seed=seed, model_params=params))
     model.save(model_dir)
     print_fit(model, console)
     out = {"model": str(model_dir), "alpha": model.config.alpha, "logged": {}, "policies": {}}

@@ -16,7 +16,7 @@ runner = CliRunner()
 def test_demo_runs_end_to_end(tmp_path):
     out = tmp_path / "demo"
     res = runner.invoke(
-        app, ["demo", "--out", str(out), "--episodes", "6", "--rollout-episodes", "2", "--workers", "2"]
+        app, ["demo", "--out", str(out), "--episodes", "6", "--rollout-episodes", "2", "--workers", "2", "--quick"]
     )
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "summary.json").read_text())
@@ -28,8 +28,11 @@ def test_demo_runs_end_to_end(tmp_path):
     flags = json.loads((out / "flags.json").read_text())
     assert set(flags["policies"]) == set(names) and (out / "model" / "model.json").is_file()
     assert flags["policies"]["swerve"]["ood_rate"] > flags["policies"]["autopilot-clone"]["ood_rate"]
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert [p["name"] for p in evaluation["policies"]] == names
+    assert (out / "evaluation.md").read_text().startswith("# roadworthy evaluation")
     # Running it again into its own folder works; a foreign folder is refused.
-    again = runner.invoke(app, ["demo", "--out", str(out), "--episodes", "3", "--rollout-episodes", "1"])
+    again = runner.invoke(app, ["demo", "--out", str(out), "--episodes", "3", "--rollout-episodes", "1", "--quick"])
     assert again.exit_code == 0, again.output
     foreign = tmp_path / "mine"
     foreign.mkdir()

@@ -1,0 +1,74 @@
+"""``roadworthy evaluate``: conservative off-policy evaluation of policy files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from evaluator.cli.common import handle_errors, progress, result_console, stderr, table, write_json
+from evaluator.cli.data_commands import JsonOpt
+
+
+@handle_errors
+def evaluate(
+    logs: Annotated[Path, typer.Argument(help="A .parquet file or a folder of them.", show_default=False)],
+    policy: Annotated[list[Path], typer.Option("--policy", "-p", help="ONNX policy file (repeat for several).")],
+    model: Annotated[
+        Path | None, typer.Option(help="Behaviour model from `roadworthy fit` (default: fit one on LOGS).")
+    ] = None,
+    gamma: Annotated[float, typer.Option(help="Discount factor in (0, 1].")] = 0.99,
+    seed: Annotated[int, typer.Option(help="Seed of bootstraps, sampling and training.")] = 0,
+    support_alpha: Annotated[float, typer.Option(help="Conformal level of the trusted support.")] = 0.001,
+    heads: Annotated[int, typer.Option(help="Bootstrap heads of FQE.")] = 5,
+    iterations: Annotated[int, typer.Option(help="Fitted Q iterations (0: the log's horizon + 20).")] = 0,
+    pessimism: Annotated[
+        str, typer.Option(help="Value after an out-of-support decision: terminal or horizon.")
+    ] = "terminal",
+    markdown: Annotated[Path | None, typer.Option(help="Also write a Markdown report here.")] = None,
+    json_out: JsonOpt = None,
+) -> None:
+    """Value, safety costs, coverage and intervals of each policy, from the logs alone."""
+    from dataclasses import replace
+
+    from evaluator.evaluate import EvaluateConfig
+    from evaluator.evaluate import evaluate as run
+    from evaluator.fqe import FQEConfig
+    from evaluator.report import markdown as render_md
+    from evaluator.report import table_rows
+
+    config = EvaluateConfig(
+        gamma=gamma,
+        support_alpha=support_alpha,
+        seed=seed,
+        fqe=replace(FQEConfig(), heads=heads, iterations=iterations, pessimism=pessimism),
+    )
+    config.validate()
+    err = stderr()
+    with progress(len(policy), "policies") as advance:
+        report = run(
+            logs,
+            policy,
+            model=model,
+            config=config,
+            on_stage=lambda s: err.print(f"[dim]{s}[/]"),
+            on_policy=lambda entry: advance(1),
+        )
+    console = result_console(json_out)
+    cols, rows = table_rows(report)
+    console.print(
+        table(f"Off-policy evaluation on {logs} (gamma={gamma}, {int(100 * config.confidence)} % bounds)", cols, rows)
+    )
+    if markdown is not None:
+        from data.writer import AtomicFile
+
+        with AtomicFile(markdown) as f:
+            f.tmp.write_text(render_md(report))
+        console.print(f"Markdown report: {markdown}")
+    write_json(report, json_out)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this command to the main app."""
+    app.command("evaluate")(evaluate)

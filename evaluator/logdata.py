@@ -1,0 +1,172 @@
+"""The logged transitions an evaluation needs, as arrays.
+
+Read once (validated on the way) from a driving log: states, actions, rewards,
+cost channels (``collision``, ``off_road``, ``cost_*``, and ``disengagement``),
+episode structure (starts, continuation flags, steps to go), behaviour source,
+scenario, map position and any logged ``behavior_logp``.
+
+Horizon: episodes end at a time limit or in an absorbing state. The evaluation is
+finite-horizon (the return of a logged episode is summed until it ends), so each row
+carries the steps to go to the horizon H (the longest episode in the log), and the
+Q-function takes it as an input.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from data.dataset import LogDataset, scan_logs
+from data.errors import UsageError
+from data.schema import cost_columns, cost_name
+from data.transitions import iter_transitions
+
+_EXTRA = ("source", "behavior_logp", "scenario", "map_name", "x", "y", "disengagement")
+
+
+@dataclass
+class EvalData:
+    """Arrays of a whole log (one row per logged step).
+
+    Attributes
+    ----------
+    obs, next_obs : (N, D) float32
+    action : (N, A) float32
+    reward : (N,) float64
+    costs : (N, C) float64, columns named by ``cost_names``
+    cont : (N,) float32, 1 where the value of the next state continues the return
+    episode : (N,) int64, episode index; ``starts`` are the rows of step 0
+    step, to_go, next_to_go : (N,) steps from the start and to the horizon
+    source, scenario, map_name : (N,) object
+    x, y : (N,) float64 (NaN when not logged)
+    behavior_logp : (N,) float64 (NaN when not logged)
+    horizon : int
+    reward_range : (float, float)
+    """
+
+    obs: np.ndarray
+    next_obs: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    costs: np.ndarray
+    cost_names: list[str]
+    cont: np.ndarray
+    episode: np.ndarray
+    episode_ids: list[str]
+    starts: np.ndarray
+    step: np.ndarray
+    to_go: np.ndarray
+    next_to_go: np.ndarray
+    source: np.ndarray
+    scenario: np.ndarray
+    map_name: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    behavior_logp: np.ndarray
+    horizon: int
+    reward_range: tuple[float, float]
+    obs_names: tuple[str, ...]
+    action_names: tuple[str, ...]
+    action_low: np.ndarray
+    action_high: np.ndarray
+
+    @property
+    def n(self) -> int:
+        """Rows."""
+        return len(self.reward)
+
+    @property
+    def n_episodes(self) -> int:
+        """Episodes."""
+        return len(self.starts)
+
+
+def load_eval_data(logs: str | Path | LogDataset, *, on_rows=None) -> EvalData:
+    """Read a log into :class:`EvalData`.
+
+    Raises
+    ------
+    LogError
+        For a log that breaks the contract.
+    """
+    ds = logs if isinstance(logs, LogDataset) else scan_logs(logs)
+    meta = ds.metadata
+    costs = cost_columns(ds.columns)
+    extra = [c for c in (*_EXTRA, *costs) if c in ds.columns]
+    parts: dict[str, list] = {}
+    for tr in iter_transitions(ds, extra_columns=list(dict.fromkeys(extra))):
+        for k in ("obs", "next_obs", "action", "reward", "terminal", "truncated", "step", "episode_id"):
+            parts.setdefault(k, []).append(getattr(tr, k))
+        for k in extra:
+            parts.setdefault(k, []).append(tr.extra[k])
+        if on_rows:
+            on_rows(len(tr))
+    cat = {k: np.concatenate(v) for k, v in parts.items()}
+    n = len(cat["reward"])
+    step = cat["step"].astype(np.int64)
+    ep_ids, episode = np.unique(cat["episode_id"].astype(str), return_inverse=True)
+    # Rows come whole-episode and sorted; starts are the step-0 rows.
+    starts = np.flatnonzero(step == 0)
+    lengths = np.bincount(episode)
+    horizon = int(lengths.max())
+    to_go = horizon - step
+    last = cat["terminal"] | cat["truncated"]
+    cont = np.ones(n, dtype=np.float32)
+    cont[cat["terminal"]] = 0.0
+    # A truncation at the horizon ends the return; one earlier (the log stopped) keeps
+    # the return going, from the last state seen (next_obs repeats obs there).
+    cont[cat["truncated"] & (to_go <= 1)] = 0.0
+    next_to_go = np.maximum(to_go - 1, 0)
+    cost_arr = np.zeros((n, len(costs) + ("disengagement" in cat)))
+    names = []
+    for j, c in enumerate(costs):
+        cost_arr[:, j] = np.nan_to_num(np.asarray(cat[c], dtype=np.float64))
+        names.append(cost_name(c))
+    if "disengagement" in cat:
+        cost_arr[:, -1] = np.asarray(cat["disengagement"], dtype=np.float64)
+        names.append("disengagement")
+
+    def col(name, fill):
+        if name not in cat:
+            return np.full(n, fill, dtype=object if isinstance(fill, str) else np.float64)
+        v = cat[name]
+        return v.astype(object) if isinstance(fill, str) else np.asarray(v, dtype=np.float64)
+
+    reward = cat["reward"].astype(np.float64)
+    rr = meta.extra.get("reward_range")
+    try:
+        lo_hi = tuple(float(v) for v in json.loads(rr)) if rr else (float(reward.min()), float(reward.max()))
+    except (json.JSONDecodeError, TypeError, ValueError):
+        lo_hi = (float(reward.min()), float(reward.max()))
+    if not last[np.r_[starts[1:] - 1, n - 1]].all():
+        raise UsageError("episodes are not contiguous in the log", "validate the log first")
+    return EvalData(
+        obs=cat["obs"].astype(np.float32),
+        next_obs=cat["next_obs"].astype(np.float32),
+        action=cat["action"].astype(np.float32),
+        reward=reward,
+        costs=cost_arr,
+        cost_names=names,
+        cont=cont,
+        episode=episode.astype(np.int64),
+        episode_ids=ep_ids.tolist(),
+        starts=starts,
+        step=step,
+        to_go=to_go,
+        next_to_go=next_to_go,
+        source=col("source", "unknown"),
+        scenario=col("scenario", "unknown"),
+        map_name=col("map_name", "unknown"),
+        x=col("x", np.nan),
+        y=col("y", np.nan),
+        behavior_logp=col("behavior_logp", np.nan),
+        horizon=horizon,
+        reward_range=lo_hi,
+        obs_names=meta.obs_names,
+        action_names=meta.action_names,
+        action_low=np.asarray(meta.action_low),
+        action_high=np.asarray(meta.action_high),
+    )

@@ -1,0 +1,109 @@
+"""`roadworthy evaluate` end to end on real simulator logs (small settings)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from density.behavior import BehaviorConfig, BehaviorModel
+from evaluator.cli import app
+from evaluator.evaluate import EvaluateConfig, evaluate
+from evaluator.fqe import FQEConfig
+from tests.conftest import make_table
+
+pytest.importorskip("highway_env")
+runner = CliRunner()
+SMALL = EvaluateConfig(
+    fqe=FQEConfig(heads=3, hidden=(32, 32), iterations=25, steps_per_iteration=10, batch_size=256),
+    importance=__import__("evaluator.importance", fromlist=["ISConfig"]).ISConfig(bootstrap=20),
+)
+
+
+@pytest.fixture(scope="module")
+def model_dir(sim_logs, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bm") / "m"
+    BehaviorModel.fit(sim_logs, BehaviorConfig(model_params={"epochs": 8, "hidden": (32, 32)})).save(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def report(sim_logs, model_dir):
+    from data.sim.policies import example_policy_path
+
+    paths = [example_policy_path(n) for n in ("autopilot-clone", "swerve", "stochastic")]
+    return evaluate(sim_logs, paths, model=model_dir, config=SMALL)
+
+
+def test_report_follows_the_contract(report):
+    assert report["gamma"] == 0.99
+    for p in report["policies"]:
+        v = p["value"]
+        assert set(v) >= {"estimate", "lower", "upper", "confidence"}
+        assert v["lower"] <= v["estimate"] <= v["upper"]
+        assert 0.0 <= p["coverage"] <= 1.0 and p["ood_rate"] == pytest.approx(1 - p["coverage"])
+        for c in ("collision", "off_road", "disengagement"):
+            assert p["costs"][c]["estimate"] <= p["costs"][c]["upper"]
+        assert {"fqe", "pdis", "wis", "dr", "by_source"} <= set(p["estimators"])
+        assert set(p["coverage_by"]) == {"source", "scenario", "map_region"}
+        assert p["coverage_by"]["map_region"]["cells"]
+    json.dumps(report, allow_nan=False)
+
+
+def test_out_of_support_policy_gets_a_wider_and_lower_interval(report):
+    by = {p["name"]: p for p in report["policies"]}
+    clone, swerve = by["autopilot-clone"], by["swerve"]
+    assert swerve["coverage"] < clone["coverage"] - 0.05
+    width = {n: p["value"]["identification"]["upper"] - p["value"]["identification"]["lower"] for n, p in by.items()}
+    assert width["swerve"] > width["autopilot-clone"] + 10
+    ident = {n: p["value"]["identification"]["lower"] for n, p in by.items()}
+    assert ident["swerve"] < ident["autopilot-clone"]
+    assert by["stochastic"]["stochastic"] is True
+
+
+def test_same_seed_same_report(sim_logs, model_dir):
+    from data.sim.policies import example_policy_path
+
+    a = evaluate(sim_logs, [example_policy_path("cautious")], model=model_dir, config=SMALL)
+    b = evaluate(sim_logs, [example_policy_path("cautious")], model=model_dir, config=SMALL)
+    assert json.dumps(a) == json.dumps(b)
+
+
+def test_cli_evaluate_writes_json_and_markdown(sim_logs, model_dir, tmp_path):
+    from data.sim.policies import example_policy_path
+
+    args = ["evaluate", str(sim_logs), "--policy", str(example_policy_path("fast")), "--model", str(model_dir)]
+    args += [
+        "--heads",
+        "2",
+        "--iterations",
+        "10",
+        "--json",
+        str(tmp_path / "r.json"),
+        "--markdown",
+        str(tmp_path / "r.md"),
+    ]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["policies"][0]["name"] == "fast"
+    assert "| fast |" in (tmp_path / "r.md").read_text()
+
+
+def test_cli_bad_input_exits_2(sim_logs, model_dir, tmp_path, make_log):
+    from data.sim.policies import example_policy_path
+
+    pol = str(example_policy_path("fast"))
+    res = runner.invoke(app, ["evaluate", str(sim_logs), "--policy", pol, "--gamma", "1.5"])
+    assert res.exit_code == 2 and "--gamma" in res.stderr
+    other = make_log(make_table(d=3, a=2))
+    res = runner.invoke(app, ["evaluate", str(other), "--policy", pol, "--model", str(model_dir)])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    res = runner.invoke(app, ["evaluate", str(sim_logs), "--policy", pol, "--model", str(tmp_path)])
+    assert res.exit_code == 2 and "model folder" in res.stderr
+    steps = make_table(d=19, a=2)
+    steps = steps.set_column(1, "step", __import__("pyarrow").array(np.asarray(steps.column("step")) + 1))
+    res = runner.invoke(app, ["evaluate", str(make_log(steps, name="s.parquet")), "--policy", pol])
+    assert res.exit_code == 2 and "start at 1" in res.stderr
