@@ -101,6 +101,15 @@ def test_cli_bad_input_exits_2(sim_logs, model_dir, tmp_path, make_log):
     other = make_log(make_table(d=3, a=2))
     res = runner.invoke(app, ["evaluate", str(other), "--policy", pol, "--model", str(model_dir)])
     assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "model was fitted on logs with other obs_names" in " ".join(res.stderr.split())
+    # A policy whose names do not match the log (and a model fitted on that log).
+    from density.behavior import BehaviorConfig, BehaviorModel
+
+    other_model = tmp_path / "other-model"
+    BehaviorModel.fit(other, BehaviorConfig(model="gmm")).save(other_model)
+    res = runner.invoke(app, ["evaluate", str(other), "--policy", pol, "--model", str(other_model)])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "obs" in res.stderr and pol.split("/")[-1] in " ".join(res.stderr.split())
     res = runner.invoke(app, ["evaluate", str(sim_logs), "--policy", pol, "--model", str(tmp_path)])
     assert res.exit_code == 2 and "model folder" in res.stderr
     steps = make_table(d=19, a=2)
