@@ -12,11 +12,17 @@ import numpy as np
 import pandas as pd
 
 
-def coverage_by(gate: np.ndarray, data, cell: float) -> dict:
-    """Coverage per group; ``gate`` is (N, K) bool (out of support)."""
+def coverage_by(gate: np.ndarray, data, cell: float, per_row: dict[str, np.ndarray] | None = None) -> dict:
+    """Coverage per group; ``gate`` is (N, K) bool (out of support).
+
+    ``per_row`` adds per-cell means of further per-row figures to the map cells (the
+    evaluator passes the policy's expected cost-to-go from each logged state).
+    """
     inside = 1.0 - gate.mean(axis=1)
+    per_row = per_row or {}
     frame = pd.DataFrame(
         {
+            **per_row,
             "inside": inside,
             "source": data.source,
             "scenario": data.scenario,
@@ -33,7 +39,9 @@ def coverage_by(gate: np.ndarray, data, cell: float) -> dict:
     cells = []
     if len(pos):
         pos = pos.assign(cx=np.floor(pos["x"] / cell).astype(int), cy=np.floor(pos["y"] / cell).astype(int))
-        g = pos.groupby(["map", "cx", "cy"], sort=True)["inside"].agg(["mean", "size"])
+        grouped = pos.groupby(["map", "cx", "cy"], sort=True)
+        g = grouped["inside"].agg(["mean", "size"])
+        means = grouped[list(per_row)].mean() if per_row else None
         for (m, cx, cy), r in g.iterrows():
             cells.append(
                 {
@@ -44,6 +52,7 @@ def coverage_by(gate: np.ndarray, data, cell: float) -> dict:
                     "y": (cy + 0.5) * cell,
                     "rows": int(r["size"]),
                     "coverage": float(r["mean"]),
+                    **({k: float(means.loc[(m, cx, cy), k]) for k in per_row} if per_row else {}),
                 }
             )
     out["map_region"] = {"cell_m": cell, "cells": cells}

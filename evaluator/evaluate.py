@@ -14,6 +14,7 @@ bootstrap heads. ``costs.<name>.upper`` is the mirror image for costs.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,11 +23,19 @@ from scipy import stats
 
 from data.errors import UsageError
 from data.policy import OnnxPolicy
+from data.policy_code import load_policy
 from density.behavior import BehaviorModel
 from evaluator.coverage import coverage_by
-from evaluator.fqe import FQEConfig, PolicyView, fit_fqe
+from evaluator.fqe import FQEConfig, episode_bootstrap, fit_fqe
 from evaluator.importance import ISConfig, estimates, policy_logp, with_intervals
 from evaluator.logdata import EvalData, load_eval_data
+from evaluator.policy_view import (
+    behavior_logp_arrays,
+    episode_keys,
+    support_level,
+    to_policy_view,
+    view_arrays,
+)
 
 
 @dataclass(frozen=True)
@@ -81,48 +90,22 @@ class EvaluateConfig:
 
 
 def policy_view(data: EvalData, policy: OnnxPolicy, model: BehaviorModel, config: EvaluateConfig, seed: int):
-    """The policy's actions at every logged state, their support gates, mean and log-std."""
-    rng = np.random.default_rng(seed)
-    means, logstds = [], []
-    for i in range(0, data.n, 65536):
-        m, ls = policy.distribution(data.obs[i : i + 65536])
-        means.append(m)
-        logstds.append(ls)
-    mean = np.concatenate(means).astype(np.float64)
-    log_std = None if logstds[0] is None else np.concatenate(logstds).astype(np.float64)
-    k = config.next_samples if log_std is not None else 1
-    if log_std is None:
-        acts = mean[:, None, :]
-    else:
-        acts = mean[:, None, :] + np.exp(log_std)[:, None, :] * rng.standard_normal((data.n, k, mean.shape[1]))
-    acts = np.clip(acts, data.action_low, data.action_high)
-    gate = np.zeros((data.n, k), dtype=bool)
-    trusted = np.empty_like(acts)
-    ref = data.action.astype(np.float64)
-    alpha = support_level(model, config.support_alpha)
-    for j in range(k):
-        p = model.action_pvalues(data.obs, acts[:, j, :])
-        gate[:, j] = p <= alpha
-        # Pull each poorly covered action back toward the logged one, in quarters,
-        # keeping the first that is well covered (the logged action itself is data).
-        best = np.where(p > config.trust_alpha, 1.0, 0.0)
-        for lam in (0.75, 0.5, 0.25):
-            todo = best == 0.0
-            if not todo.any():
-                break
-            cand = ref[todo] + lam * (acts[todo, j, :] - ref[todo])
-            ok = model.action_pvalues(data.obs[todo], cand) > config.trust_alpha
-            best[np.flatnonzero(todo)[ok]] = lam
-        trusted[:, j, :] = ref + best[:, None] * (acts[:, j, :] - ref)
-    return PolicyView(acts, gate, trusted), mean, log_std
-
-
-def support_level(model: BehaviorModel, alpha: float) -> float:
-    """The support level actually used: ``alpha``, or 1 / (n + 1) when a calibration
-    set of n rows cannot resolve ``alpha`` (no p-value falls below 1 / (n + 1); the
-    gate then catches decisions beyond every calibration row)."""
-    n = model.action_cal_.counts.get("all", 0)
-    return max(alpha, 1.0 / (n + 1))
+    """The policy's actions at every logged state, their support gates, mean and log-std (local engine)."""
+    arrays = view_arrays(
+        data.obs,
+        data.action,
+        episode_keys(data.episode_ids)[data.episode],
+        data.step,
+        policy,
+        model,
+        action_low=data.action_low,
+        action_high=data.action_high,
+        support_alpha=config.support_alpha,
+        trust_alpha=config.trust_alpha,
+        next_samples=config.next_samples,
+        seed=seed,
+    )
+    return to_policy_view(arrays)
 
 
 def _summary(values: np.ndarray, t: float) -> tuple[float, float]:
@@ -137,11 +120,24 @@ def evaluate_policy(
     config: EvaluateConfig,
     *,
     on_iteration: Callable[[int, float], None] | None = None,
+    allow_code: bool = False,
+    view: dict | None = None,
 ) -> dict:
-    """Evaluate one policy file; the report entry of contract section 3."""
-    policy = OnnxPolicy.load(path, obs_names=data.obs_names, action_names=data.action_names)
+    """Evaluate one policy file; the report entry of contract section 3.
+
+    ``view``: the output of :func:`evaluator.policy_view.view_arrays` for every row of
+    ``data`` in order, when another engine computed it (Ray); computed here otherwise.
+
+    ``heads`` holds the per-head figures behind the intervals (value and each cost:
+    plain, lower, upper), on the episode resamples shared by every policy of the
+    evaluation, for paired comparisons (:mod:`evaluator.gate`).
+    """
+    policy = load_policy(path, obs_names=data.obs_names, action_names=data.action_names, allow_code=allow_code)
     seed = config.seed
-    view, mean, log_std = policy_view(data, policy, model, config, seed)
+    if view is None:
+        view, mean, log_std = policy_view(data, policy, model, config, seed)
+    else:
+        view, mean, log_std = to_policy_view(view)
     fqe = fit_fqe(data, view, config.fqe, gamma=config.gamma, seed=seed, on_iteration=on_iteration)
     e = config.fqe.heads
     t = float(stats.t.ppf(0.5 + config.confidence / 2, e - 1)) * np.sqrt(1 + 1 / e)
@@ -164,8 +160,14 @@ def evaluate_policy(
         },
         "coverage": coverage,
         "ood_rate": 1.0 - coverage,
-        "coverage_by": coverage_by(view.gate, data, config.cell),
+        "coverage_by": coverage_by(
+            view.gate,
+            data,
+            config.cell,
+            {f"cost_{name}": fqe.v_state[:, j] for j, name in enumerate(data.cost_names, start=1)},
+        ),
         "costs": {},
+        "heads": _heads(fqe.mid, fqe.lo, fqe.hi, data.cost_names),
     }
     for j, name in enumerate(data.cost_names, start=1):
         c_est, _ = _summary(fqe.mid[:, j], t)
@@ -231,15 +233,59 @@ def evaluate_policy(
     return entry
 
 
+def _heads(mid: np.ndarray, lo: np.ndarray, hi: np.ndarray, cost_names: Sequence[str]) -> dict:
+    def one(j: int) -> dict:
+        return {"estimate": mid[:, j].tolist(), "lower": lo[:, j].tolist(), "upper": hi[:, j].tolist()}
+
+    return {"value": one(0), "costs": {name: one(j) for j, name in enumerate(cost_names, start=1)}}
+
+
+def behavior_value(data: EvalData, config: EvaluateConfig, returns: np.ndarray | None = None) -> dict:
+    """Value and costs of the logged behaviour itself: Monte Carlo over the logged episodes.
+
+    Computed on the same Poisson episode resamples as FQE's heads, so that a policy
+    can be compared with the behaviour pairwise. No identification part: the logs
+    are the behaviour's own outcomes. ``returns``: the (episodes, 1 + C) discounted
+    returns when another engine summed them (Ray).
+    """
+    e = config.fqe.heads
+    w = episode_bootstrap(np.random.default_rng(config.seed), e, data.n_episodes)
+    if returns is None:
+        disc = config.gamma ** data.step.astype(np.float64)
+        channels = np.column_stack([data.reward, data.costs]) if data.costs.size else data.reward[:, None]
+        returns = np.stack(
+            [
+                np.bincount(data.episode, weights=disc * channels[:, j], minlength=data.n_episodes)
+                for j in range(channels.shape[1])
+            ],
+            axis=1,
+        )
+    ret = returns
+    per_head = (w @ ret) / w.sum(axis=1, keepdims=True)  # (E, C)
+    t = float(stats.t.ppf(0.5 + config.confidence / 2, e - 1)) * np.sqrt(1 + 1 / e)
+    point = ret.mean(axis=0)
+    margin = per_head.std(axis=0, ddof=1) * t
+
+    def fig(j: int, floor: float | None = None) -> dict:
+        lo = point[j] - margin[j]
+        return {
+            "estimate": float(point[j]),
+            "lower": float(lo if floor is None else max(floor, lo)),
+            "upper": float(point[j] + margin[j]),
+            "confidence": config.confidence,
+        }
+
+    return {
+        "name": "behavior",
+        "value": fig(0),
+        "costs": {name: fig(j, 0.0) for j, name in enumerate(data.cost_names, start=1)},
+        "heads": _heads(per_head, per_head, per_head, data.cost_names),
+    }
+
+
 def behavior_log_density(data: EvalData, model: BehaviorModel) -> np.ndarray:
     """log mu(a | s) of every logged action: logged ``behavior_logp`` where known, else the model's."""
-    out = np.empty(data.n)
-    for i in range(0, data.n, 65536):
-        sl = slice(i, i + 65536)
-        out[sl] = model.action_logp(data.obs[sl], data.action[sl])
-    known = np.isfinite(data.behavior_logp)
-    out[known] = data.behavior_logp[known]
-    return out
+    return behavior_logp_arrays(data.obs, data.action, data.behavior_logp, model)
 
 
 def evaluate(
@@ -251,6 +297,9 @@ def evaluate(
     on_stage: Callable[[str], None] | None = None,
     on_iteration: Callable[[int, float], None] | None = None,
     on_policy: Callable[[dict], None] | None = None,
+    allow_code: bool = False,
+    engine: str = "local",
+    address: str | None = None,
 ) -> dict:
     """Evaluate policy files on a log; the JSON-ready report (contract section 3).
 
@@ -262,6 +311,14 @@ def evaluate(
     model : path, BehaviorModel or None
         The behaviour density model; fitted on ``logs`` when not given.
     config : EvaluateConfig
+    allow_code : bool
+        Also accept policy formats whose loading runs code (``.pt2``,
+        ``module:callable``); for trusted files only.
+    engine : {"local", "ray"}
+        ``ray`` runs the row-wise work (policy views, behaviour densities, per-episode
+        returns) on Ray (:mod:`evaluator.ray_eval`); the report is the same.
+    address : str, optional
+        Ray cluster address (default: start a local Ray).
 
     Raises
     ------
@@ -285,25 +342,45 @@ def evaluate(
     else:
         bm, model_desc = BehaviorModel.load(model), str(model)
     bm.check_names(data.obs_names, data.action_names, model_desc)
-    logp_mu = behavior_log_density(data, bm)
-    report = {
-        "roadworthy_version": __version__,
-        "gamma": config.gamma,
-        "confidence": config.confidence,
-        "logs": str(logs),
-        "model": model_desc,
-        "rows": data.n,
-        "episodes": data.n_episodes,
-        "horizon_steps": data.horizon,
-        "reward_range": list(data.reward_range),
-        "config": _config_dict(config),
-        "policies": [],
-    }
-    for path in policies:
-        stage(f"evaluating {Path(path).name}")
-        report["policies"].append(evaluate_policy(data, path, bm, logp_mu, config, on_iteration=on_iteration))
-        if on_policy:
-            on_policy(report["policies"][-1])
+    with ExitStack() as stack:
+        rows = None
+        if engine == "ray":
+            from data.ray_engine import check_engine, ray_session
+            from evaluator.ray_eval import RayRowWork
+
+            check_engine(engine, address)
+            stage("starting Ray" if not address else f"connecting to Ray at {address}")
+            stack.enter_context(ray_session(address))
+            rows = RayRowWork(logs, data, model if isinstance(model, str | Path) else bm, config, allow_code)
+            stack.callback(rows.close)
+            stage("behaviour densities of the logged actions (Ray)")
+            logp_mu = rows.behavior_logp()
+        else:
+            logp_mu = behavior_log_density(data, bm)
+        report = {
+            "roadworthy_version": __version__,
+            "gamma": config.gamma,
+            "confidence": config.confidence,
+            "logs": str(logs),
+            "model": model_desc,
+            "rows": data.n,
+            "episodes": data.n_episodes,
+            "horizon_steps": data.horizon,
+            "reward_range": list(data.reward_range),
+            "config": _config_dict(config),
+            "behavior": behavior_value(data, config, rows.episode_returns() if rows else None),
+            "policies": [],
+        }
+        for path in policies:
+            stage(f"evaluating {Path(path).name}")
+            view = rows.view(path) if rows else None
+            report["policies"].append(
+                evaluate_policy(
+                    data, path, bm, logp_mu, config, on_iteration=on_iteration, allow_code=allow_code, view=view
+                )
+            )
+            if on_policy:
+                on_policy(report["policies"][-1])
     return report
 
 

@@ -157,6 +157,15 @@ def value_bounds(data: EvalData, to_go: np.ndarray, gamma: float) -> np.ndarray:
     return out
 
 
+def episode_bootstrap(rng: np.random.Generator, heads: int, n_episodes: int) -> np.ndarray:
+    """Poisson(1) weights of each episode in each bootstrap head, shape (heads, n_episodes).
+
+    Drawn first from a fresh generator of the evaluation's seed, so every policy and the
+    logged behaviour share the same resamples: comparisons between them are paired.
+    """
+    return rng.poisson(1.0, size=(heads, n_episodes)).astype(np.float64)
+
+
 def fit_fqe(
     data: EvalData,
     view: PolicyView,
@@ -174,7 +183,7 @@ def fit_fqe(
     torch.manual_seed(seed)
     n, k = view.gate.shape
     e = config.heads
-    ep_w = rng.poisson(1.0, size=(e, data.n_episodes)).astype(np.float64)
+    ep_w = episode_bootstrap(rng, e, data.n_episodes)
 
     # Training rows: whole episodes, subsampled above max_rows.
     rows = np.arange(n)

@@ -44,6 +44,15 @@ def markdown(report: dict) -> str:
         f"Value = expected discounted return from the logged episode starts. `lower`/`upper`: {conf} % "
         "bounds that also cover what the logs cannot tell (decisions outside the trusted support).",
         "",
+        *(
+            [
+                f"Logged behaviour (Monte Carlo over the logged episodes): value "
+                f"{_estimate_cell(report['behavior']['value'])}.",
+                "",
+            ]
+            if "behavior" in report
+            else []
+        ),
         "| policy | value | lower | upper | coverage | costs: estimate (upper) |",
         "|---|---|---|---|---|---|",
     ]

@@ -42,7 +42,8 @@ def demo(
     quick: Annotated[bool, typer.Option(help="Small estimator settings, for smoke tests (numbers are rough).")] = False,
 ) -> None:
     """The main job on the embedded default: collect logs, validate them, fit the behaviour model,
-    flag out-of-distribution actions, evaluate the example policies from the logs, check against rollouts."""
+    flag out-of-distribution actions, evaluate the example policies from the logs, check against rollouts,
+    and gate each policy against the autopilot clone."""
     from data.errors import UsageError
     from data.sim.collect import collect_highway
     from data.sim.policies import EXAMPLES, example_policy_path
@@ -123,13 +124,71 @@ def demo(
         table("Estimated from logs against closed-loop truth", ["policy", "truth", "estimate", "lower", "upper"], rows)
     )
 
+    console.rule("6. the CI gate: each example policy against the autopilot clone")
+    verdicts = _gate_examples(report, config, out / "gate", console)
+
     console.rule("done")
     console.print(
         f"logs: {logs}\nsummary: {out / 'summary.json'}\nbehaviour model: {out / 'model'}\n"
         f"OOD flags: {out / 'flags.json'}\nevaluation: {out / 'evaluation.json'} and {out / 'evaluation.md'}\n"
-        f"ground truth: {out / 'rollout.json'}\npolicies: {policies}\n\n"
-        f"next: roadworthy score {logs} --model {out / 'model'} --policy {policies / 'fast.onnx'} -o flags.parquet"
+        f"ground truth: {out / 'rollout.json'}\ngate verdicts: {out / 'gate'} "
+        f"({sum(v['passed'] for v in verdicts.values())} of {len(verdicts)} pass)\npolicies: {policies}\n\n"
+        f"next: open the dashboards (pip install -e '.[dashboard]'):\n"
+        f"  roadworthy dashboard {logs} --report {out / 'evaluation.json'} --model {out / 'model'} "
+        f"--truth {out / 'rollout.json'}\n"
+        f"or gate a policy yourself: roadworthy gate {logs} --model {out / 'model'} "
+        f"--candidate {policies / 'fast.onnx'} --baseline {policies / 'autopilot-clone.onnx'} --json verdict.json"
     )
+
+
+BASELINE = "autopilot-clone"
+
+
+def _gate_examples(report: dict, config, folder: Path, console) -> dict[str, dict]:
+    """Gate verdicts (default thresholds) of every example policy against the clone, from ``report``."""
+    from dataclasses import replace
+
+    from data.writer import AtomicFile
+    from evaluator.gate import verdict
+    from evaluator.gate_config import EvaluationSection, GateConfig
+    from evaluator.gate_render import junit_xml
+
+    # The verdict records the evaluation settings actually used (smaller with --quick).
+    ev = EvaluationSection(
+        gamma=config.gamma,
+        seed=config.seed,
+        heads=config.fqe.heads,
+        iterations=config.fqe.iterations,
+        steps_per_iteration=config.fqe.steps_per_iteration,
+        hidden_units=config.fqe.hidden[0],
+        pessimism=config.fqe.pessimism,
+        support_alpha=config.support_alpha,
+        confidence=config.confidence,
+    )
+    cfg = replace(GateConfig(), evaluation=ev)
+    folder.mkdir(parents=True, exist_ok=True)
+    verdicts, rows = {}, []
+    for p in report["policies"]:
+        if p["name"] == BASELINE:
+            continue
+        v = verdict(report, p["name"], BASELINE, cfg)
+        verdicts[p["name"]] = v
+        write_json(v, folder / f"{p['name']}.json")
+        with AtomicFile(folder / f"{p['name']}.junit.xml") as f:
+            f.tmp.write_text(junit_xml(v))
+        rows.append(
+            [p["name"], "[green]pass[/]" if v["passed"] else "[bold red]FAIL[/]", ", ".join(v["failed_checks"]) or "-"]
+        )
+    console.print(
+        table(
+            f"roadworthy gate against {BASELINE} (default thresholds)", ["candidate", "verdict", "failed checks"], rows
+        )
+    )
+    console.print(
+        "[dim]the same by hand, with exit code 0 pass / 1 fail: roadworthy gate LOGS --candidate C.onnx "
+        f"--baseline {BASELINE}.onnx --json verdict.json --junit junit.xml[/]"
+    )
+    return verdicts
 
 
 def _fit_and_flag(logs: Path, model_dir: Path, policies: list[Path], seed: int, console, quick: bool) -> dict:

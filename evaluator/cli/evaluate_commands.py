@@ -8,13 +8,13 @@ from typing import Annotated
 import typer
 
 from evaluator.cli.common import handle_errors, progress, result_console, stderr, table, write_json
-from evaluator.cli.data_commands import JsonOpt
+from evaluator.cli.data_commands import AddressOpt, EngineOpt, JsonOpt
 
 
 @handle_errors
 def evaluate(
     logs: Annotated[Path, typer.Argument(help="A .parquet file or a folder of them.", show_default=False)],
-    policy: Annotated[list[Path], typer.Option("--policy", "-p", help="ONNX policy file (repeat for several).")],
+    policy: Annotated[list[str], typer.Option("--policy", "-p", help="ONNX policy file (repeat for several).")],
     model: Annotated[
         Path | None, typer.Option(help="Behaviour model from `roadworthy fit` (default: fit one on LOGS).")
     ] = None,
@@ -27,6 +27,12 @@ def evaluate(
         str, typer.Option(help="Value after an out-of-support decision: terminal or horizon.")
     ] = "terminal",
     markdown: Annotated[Path | None, typer.Option(help="Also write a Markdown report here.")] = None,
+    allow_code: Annotated[
+        bool,
+        typer.Option(help="Accept policy formats whose loading runs code (.pt2, module:callable). Trusted files only."),
+    ] = False,
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
     json_out: JsonOpt = None,
 ) -> None:
     """Value, safety costs, coverage and intervals of each policy, from the logs alone."""
@@ -45,6 +51,9 @@ def evaluate(
         fqe=replace(FQEConfig(), heads=heads, iterations=iterations, pessimism=pessimism),
     )
     config.validate()
+    from data.ray_engine import check_engine
+
+    check_engine(engine, address)
     err = stderr()
     with progress(len(policy), "policies") as advance:
         report = run(
@@ -54,6 +63,9 @@ def evaluate(
             config=config,
             on_stage=lambda s: err.print(f"[dim]{s}[/]"),
             on_policy=lambda entry: advance(1),
+            allow_code=allow_code,
+            engine=engine,
+            address=address,
         )
     console = result_console(json_out)
     cols, rows = table_rows(report)

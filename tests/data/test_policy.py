@@ -111,20 +111,26 @@ def test_zip_checkpoint_is_refused_with_export_hint(tmp_path):
         OnnxPolicy.load(path)
 
 
-def test_external_data_is_refused_and_not_read(tmp_path):
+def external_data_policy(folder, location: str = "../outside/secret.bin"):
+    """A policy file in ``folder/pol/`` whose weights point at ``location`` (external data)."""
     model = linear_model()
-    secret = tmp_path / "outside" / "secret.bin"
-    secret.parent.mkdir()
-    secret.write_bytes(np.ones(6, np.float32).tobytes())
     w = model.graph.initializer[0]
     w.ClearField("raw_data")
     w.data_location = TensorProto.EXTERNAL
-    for k, v in {"location": "../outside/secret.bin", "offset": "0", "length": "24"}.items():
+    for k, v in {"location": location, "offset": "0", "length": "24"}.items():
         entry = w.external_data.add()
         entry.key, entry.value = k, v
-    (tmp_path / "pol").mkdir()
-    path = tmp_path / "pol" / "p.onnx"
+    (folder / "pol").mkdir()
+    path = folder / "pol" / "p.onnx"
     path.write_bytes(model.SerializeToString())
+    return path
+
+
+def test_external_data_is_refused_and_not_read(tmp_path):
+    secret = tmp_path / "outside" / "secret.bin"
+    secret.parent.mkdir()
+    secret.write_bytes(np.ones(6, np.float32).tobytes())
+    path = external_data_policy(tmp_path)
     with pytest.raises(PolicyError, match="external data"):
         OnnxPolicy.load(path)
 

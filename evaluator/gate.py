@@ -1,0 +1,221 @@
+"""The CI gate: checks on an evaluation report, and the versioned JSON verdict.
+
+:func:`verdict` is a pure function of an evaluation report (from
+:func:`evaluator.evaluate.evaluate`, which holds per-head figures on episode
+resamples shared by every policy and by the logged behaviour), the names of
+candidate and baseline, and a :class:`~evaluator.gate_config.GateConfig`. The JSON
+verdict is the source of truth; JUnit XML, Markdown and the terminal table are
+rendered from it (:mod:`evaluator.gate_render`).
+
+Paired comparisons: for each bootstrap head b, d_b = candidate_b - baseline_b on
+the same resampled episodes, so noise common to both (which episodes happen to be
+in the sample) cancels. The bound is mean(d) -/+ t * sd(d) * sqrt(1 + 1/B), as for
+the report's own intervals. For the value, the candidate enters with its lower
+(pessimistic) figure and the baseline with its estimate (or its upper figure with
+``baseline_bound = "upper"``); for a cost, the candidate's upper figure against the
+baseline's estimate. The doubt about what the logs cannot tell thus falls on the
+candidate, the policy that has not driven yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from evaluator.gate_config import GateConfig
+
+VERDICT_VERSION = 1
+
+
+def _r(x: float | None) -> float | None:
+    """Round to 6 significant digits: the verdict reports, it does not carry noise."""
+    return None if x is None else float(f"{x:.6g}")
+
+
+def sha256(path: str | Path) -> str | None:
+    """Hex digest of a file, or None when it is not a file (``behavior``, ``module:callable``)."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    h = hashlib.sha256()
+    with p.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _paired(cand: list[float], base: list[float], confidence: float, side: str) -> tuple[float, float]:
+    d = np.asarray(cand, dtype=np.float64) - np.asarray(base, dtype=np.float64)
+    b = len(d)
+    t = float(stats.t.ppf(0.5 + confidence / 2, b - 1)) * np.sqrt(1 + 1 / b)
+    sd = float(d.std(ddof=1))
+    return float(d.mean()), float(d.mean() - t * sd if side == "lower" else d.mean() + t * sd)
+
+
+def _check(cid: str, passed: bool, observed, threshold, comparison: str, reason: str, **extra) -> dict:
+    return {
+        "id": cid,
+        "passed": bool(passed),
+        "observed": _r(observed),
+        "comparison": comparison,
+        "threshold": _r(threshold),
+        "reason": reason,
+        **{k: _r(v) if isinstance(v, float) else v for k, v in extra.items()},
+    }
+
+
+def _find(report: dict, name: str) -> dict:
+    if name == "behavior":
+        return report["behavior"]
+    for p in report["policies"]:
+        if p["name"] == name:
+            return p
+    raise KeyError(name)
+
+
+def verdict(report: dict, candidate: str, baseline: str, config: GateConfig) -> dict:
+    """Run every configured check; the JSON-ready verdict.
+
+    Parameters
+    ----------
+    report : dict
+        An evaluation report holding both policies (and ``behavior``).
+    candidate, baseline : str
+        Policy names in the report; ``baseline`` may be ``"behavior"``.
+    config : GateConfig
+    """
+    cand, base = _find(report, candidate), _find(report, baseline)
+    conf = config.evaluation.confidence
+    checks: list[dict] = []
+
+    if config.value.enabled:
+        vb = config.value.baseline_bound
+        base_heads = base["heads"]["value"][vb if baseline != "behavior" else "estimate"]
+        diff, low = _paired(cand["heads"]["value"]["lower"], base_heads, conf, "lower")
+        thr = -(config.value.margin + config.value.relative_margin * abs(base["value"]["estimate"]))
+        ok = low >= thr
+        checks.append(
+            _check(
+                "value_non_inferiority",
+                ok,
+                low,
+                thr,
+                ">=",
+                f"paired {round(100 * conf)} % lower bound of candidate (pessimistic) minus baseline "
+                f"({'estimate' if vb == 'estimate' or baseline == 'behavior' else 'upper'}) is {low:.3g}, "
+                + ("within" if ok else "beyond")
+                + f" the margin {thr:.3g}",
+                mean_difference=diff,
+            )
+        )
+
+    cov = cand["coverage"]
+    ok = cov >= config.coverage.min
+    checks.append(
+        _check(
+            "coverage_min",
+            ok,
+            cov,
+            config.coverage.min,
+            ">=",
+            f"{100 * cov:.1f} % of the candidate's decisions lie inside the trusted support "
+            + ("(enough)" if ok else f"(needs {100 * config.coverage.min:.1f} %)"),
+        )
+    )
+
+    channels = config.costs.channels or sorted(cand["costs"])
+    for ch in channels:
+        if ch not in cand["costs"] or ch not in base["costs"]:
+            checks.append(
+                _check(
+                    f"cost_non_inferiority.{ch}",
+                    False,
+                    None,
+                    None,
+                    "<=",
+                    f"cost channel '{ch}' is not in the log; the gate cannot vouch for it",
+                )
+            )
+            continue
+        if config.costs.enabled:
+            diff, high = _paired(
+                cand["heads"]["costs"][ch]["upper"], base["heads"]["costs"][ch]["estimate"], conf, "upper"
+            )
+            thr = config.costs.margin + config.costs.relative_margin * abs(base["costs"][ch]["estimate"])
+            ok = high <= thr
+            checks.append(
+                _check(
+                    f"cost_non_inferiority.{ch}",
+                    ok,
+                    high,
+                    thr,
+                    "<=",
+                    f"paired {round(100 * conf)} % upper bound of candidate (pessimistic) minus baseline '{ch}' "
+                    f"is {high:.3g}, " + ("within" if ok else "beyond") + f" the margin {thr:.3g}",
+                    mean_difference=diff,
+                )
+            )
+    for ch, limit in sorted(config.costs.limits.items()):
+        up = cand["costs"].get(ch, {}).get("upper")
+        ok = up is not None and up <= limit
+        checks.append(
+            _check(
+                f"cost_limit.{ch}",
+                ok,
+                up,
+                limit,
+                "<=",
+                f"cost channel '{ch}' is not in the log"
+                if up is None
+                else f"candidate's pessimistic '{ch}' is {up:.3g}, " + ("under" if ok else "over") + f" {limit:.3g}",
+            )
+        )
+
+    if config.ood.max_rate is not None:
+        for kind in config.ood.by:
+            for group, g in sorted(cand["coverage_by"].get(kind, {}).items()):
+                rate = 1.0 - g["coverage"]
+                ok = rate <= config.ood.max_rate
+                checks.append(
+                    _check(
+                        f"ood_rate.{kind}={group}",
+                        ok,
+                        rate,
+                        config.ood.max_rate,
+                        "<=",
+                        f"{100 * rate:.1f} % of the candidate's decisions on {g['rows']} {kind} '{group}' rows "
+                        "are outside the trusted support",
+                    )
+                )
+
+    passed = all(c["passed"] for c in checks)
+
+    def who(p: dict, name: str) -> dict:
+        out = {
+            "name": name,
+            "file": p.get("file"),
+            "sha256": sha256(p["file"]) if p.get("file") else None,
+            "value": {k: _r(p["value"][k]) for k in ("estimate", "lower", "upper")},
+            "costs": {k: {kk: _r(c[kk]) for kk in ("estimate", "upper")} for k, c in sorted(p["costs"].items())},
+        }
+        if "coverage" in p:
+            out["coverage"] = _r(p["coverage"])
+        return out
+
+    return {
+        "verdict_version": VERDICT_VERSION,
+        "tool": "roadworthy",
+        "roadworthy_version": report.get("roadworthy_version"),
+        "passed": passed,
+        "exit_code": 0 if passed else 1,
+        "failed_checks": [c["id"] for c in checks if not c["passed"]],
+        "candidate": who(cand, candidate),
+        "baseline": who(base, baseline),
+        "logs": {"path": report["logs"], "rows": report["rows"], "episodes": report["episodes"]},
+        "seed": config.evaluation.seed,
+        "config": config.to_dict(),
+        "checks": checks,
+    }

@@ -1,0 +1,270 @@
+"""The gate's settings: typed dataclasses read from a validated TOML file.
+
+Every key has a default, so a file only lists what it changes. Unknown sections or
+keys and values of the wrong type are errors that list the valid keys: a typo in a
+CI gate must not silently loosen it.
+
+Example (every key, with its default)::
+
+    [evaluation]            # how candidate and baseline are evaluated
+    gamma = 0.99
+    seed = 0
+    heads = 5               # bootstrap heads of FQE (and of the paired differences)
+    iterations = 0          # fitted Q iterations, 0: horizon + 20
+    steps_per_iteration = 80
+    hidden_units = 64       # width of the two hidden layers of the Q-networks
+    pessimism = "terminal"  # or "horizon"
+    support_alpha = 0.001
+    confidence = 0.95
+
+    [value]                 # non-inferiority of the value
+    enabled = true
+    margin = 0.0            # absolute, in return units
+    relative_margin = 0.05  # share of |baseline value|
+    baseline_bound = "estimate"   # or "upper": compare with the baseline's optimistic value
+
+    [coverage]
+    min = 0.95              # share of the candidate's decisions in the trusted support
+
+    [costs]                 # per cost channel: candidate's pessimistic cost vs the baseline's
+    enabled = true
+    channels = []           # [] = every channel in the log
+    margin = 0.05           # absolute, expected discounted cost
+    relative_margin = 0.5   # share of the baseline's cost estimate
+
+    [costs.limits]          # absolute limits on the candidate's pessimistic cost (none by default)
+    collision = 0.1
+
+    [ood]                   # optional: out-of-support rate per group (off by default)
+    max_rate = 0.1
+    by = ["source", "scenario"]
+"""
+
+from __future__ import annotations
+
+import tomllib
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from data.errors import UsageError
+
+
+@dataclass(frozen=True)
+class EvaluationSection:
+    """How candidate and baseline are evaluated (see ``roadworthy evaluate``)."""
+
+    gamma: float = 0.99
+    seed: int = 0
+    heads: int = 5
+    iterations: int = 0
+    steps_per_iteration: int = 80
+    hidden_units: int = 64
+    pessimism: str = "terminal"
+    support_alpha: float = 0.001
+    confidence: float = 0.95
+
+
+@dataclass(frozen=True)
+class ValueSection:
+    """Non-inferiority of the value: lower bound of (candidate - baseline) >= -margin."""
+
+    enabled: bool = True
+    margin: float = 0.0
+    relative_margin: float = 0.05
+    baseline_bound: str = "estimate"
+
+
+@dataclass(frozen=True)
+class CoverageSection:
+    """Minimum share of the candidate's decisions inside the trusted support."""
+
+    min: float = 0.95
+
+
+@dataclass(frozen=True)
+class CostsSection:
+    """Per cost channel: upper bound of (candidate - baseline) <= margin; absolute limits."""
+
+    enabled: bool = True
+    channels: list[str] = field(default_factory=list)
+    margin: float = 0.05
+    relative_margin: float = 0.5
+    limits: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OodSection:
+    """Optional maximum out-of-support rate in every group of the given kinds."""
+
+    max_rate: float | None = None
+    by: list[str] = field(default_factory=lambda: ["source", "scenario"])
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """All settings of ``roadworthy gate``."""
+
+    evaluation: EvaluationSection = field(default_factory=EvaluationSection)
+    value: ValueSection = field(default_factory=ValueSection)
+    coverage: CoverageSection = field(default_factory=CoverageSection)
+    costs: CostsSection = field(default_factory=CostsSection)
+    ood: OodSection = field(default_factory=OodSection)
+
+    def to_dict(self) -> dict:
+        """Plain dict (for the verdict)."""
+        return asdict(self)
+
+    def evaluate_config(self):
+        """The :class:`evaluator.evaluate.EvaluateConfig` that ``[evaluation]`` asks for."""
+        from dataclasses import replace
+
+        from evaluator.evaluate import EvaluateConfig
+        from evaluator.fqe import FQEConfig
+
+        ev = self.evaluation
+        fqe = replace(
+            FQEConfig(),
+            heads=ev.heads,
+            iterations=ev.iterations,
+            steps_per_iteration=ev.steps_per_iteration,
+            hidden=(ev.hidden_units, ev.hidden_units),
+            pessimism=ev.pessimism,
+        )
+        return EvaluateConfig(
+            gamma=ev.gamma, seed=ev.seed, support_alpha=ev.support_alpha, confidence=ev.confidence, fqe=fqe
+        )
+
+
+OOD_GROUPS = ("source", "scenario")
+
+
+def _fail(where: str, problem: str, hint: str) -> UsageError:
+    return UsageError(f"{where}: {problem}", hint)
+
+
+def _coerce(where: str, value, annotation):
+    """Check ``value`` against a field's annotation (the few types the config uses)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _coerce(where, value, args[0])
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise _fail(where, f"expected true or false, got {value!r}", "write true or false")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(where, f"expected an integer, got {value!r}", "write a whole number")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _fail(where, f"expected a number, got {value!r}", "write a number such as 0.05")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise _fail(where, f"expected a string, got {value!r}", 'write it in quotes, e.g. "estimate"')
+        return value
+    if origin is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _fail(where, f"expected a list of strings, got {value!r}", 'write e.g. ["collision"]')
+        return list(value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _fail(where, f"expected a table of numbers, got {value!r}", "write e.g. collision = 0.1")
+        out = {}
+        for k, v in value.items():
+            out[k] = _coerce(f"{where}.{k}", v, float)
+        return out
+    raise TypeError(annotation)  # pragma: no cover - a config field of a new type
+
+
+def _section(cls, raw, where: str):
+    if not isinstance(raw, dict):
+        raise _fail(where, f"expected a table, got {raw!r}", f"write it as [{where.split(':')[-1].strip()}]")
+    types_ = typing.get_type_hints(cls)
+    valid = [f.name for f in fields(cls)]
+    unknown = sorted(set(raw) - set(valid))
+    if unknown:
+        raise _fail(
+            where,
+            f"unknown key(s) {', '.join(unknown)}",
+            f"valid keys here are {', '.join(valid)} (see docs/gate.md)",
+        )
+    return cls(**{k: _coerce(f"{where}.{k}", v, types_[k]) for k, v in raw.items()})
+
+
+def parse_gate_config(raw: dict, source: str = "gate config") -> GateConfig:
+    """Validate a parsed TOML document; raise :class:`UsageError` naming the bad key."""
+    sections = {f.name: f for f in fields(GateConfig)}
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise _fail(
+            source,
+            f"unknown section(s) {', '.join(unknown)}",
+            f"valid sections are {', '.join(f'[{s}]' for s in sections)} (see docs/gate.md)",
+        )
+    hints = typing.get_type_hints(GateConfig)
+    cfg = GateConfig(**{k: _section(hints[k], v, f"{source}: [{k}]") for k, v in raw.items()})
+    _check_ranges(cfg, source)
+    return cfg
+
+
+def _check_ranges(cfg: GateConfig, source: str) -> None:
+    ev = cfg.evaluation
+    if not 0.0 < ev.gamma <= 1.0:
+        raise _fail(f"{source}: [evaluation].gamma", f"must lie in (0, 1], got {ev.gamma}", "e.g. 0.99")
+    if ev.heads < 2:
+        raise _fail(f"{source}: [evaluation].heads", f"needs at least 2, got {ev.heads}", "e.g. 5")
+    if ev.iterations < 0 or ev.steps_per_iteration < 1 or ev.hidden_units < 1:
+        raise _fail(
+            f"{source}: [evaluation]",
+            "iterations must be >= 0, steps_per_iteration and hidden_units >= 1",
+            "e.g. iterations = 0, steps_per_iteration = 80, hidden_units = 64",
+        )
+    if ev.pessimism not in ("terminal", "horizon"):
+        raise _fail(f"{source}: [evaluation].pessimism", f"got {ev.pessimism!r}", 'use "terminal" or "horizon"')
+    if not 0.0 < ev.support_alpha < 1.0:
+        raise _fail(
+            f"{source}: [evaluation].support_alpha", f"must lie in (0, 1), got {ev.support_alpha}", "e.g. 0.001"
+        )
+    if not 0.5 <= ev.confidence < 1.0:
+        raise _fail(f"{source}: [evaluation].confidence", f"must lie in [0.5, 1), got {ev.confidence}", "e.g. 0.95")
+    if cfg.value.baseline_bound not in ("estimate", "upper"):
+        raise _fail(
+            f"{source}: [value].baseline_bound", f"got {cfg.value.baseline_bound!r}", 'use "estimate" or "upper"'
+        )
+    for name, v in (
+        ("[value].margin", cfg.value.margin),
+        ("[value].relative_margin", cfg.value.relative_margin),
+        ("[costs].margin", cfg.costs.margin),
+        ("[costs].relative_margin", cfg.costs.relative_margin),
+    ):
+        if v < 0:
+            raise _fail(f"{source}: {name}", f"must not be negative, got {v}", "margins are tolerances, >= 0")
+    if not 0.0 <= cfg.coverage.min <= 1.0:
+        raise _fail(f"{source}: [coverage].min", f"must lie in [0, 1], got {cfg.coverage.min}", "e.g. 0.95")
+    bad = sorted(set(cfg.ood.by) - set(OOD_GROUPS))
+    if bad:
+        raise _fail(f"{source}: [ood].by", f"unknown group(s) {', '.join(bad)}", f"use {', '.join(OOD_GROUPS)}")
+
+
+def load_gate_config(path: str | Path | None) -> GateConfig:
+    """Read a gate TOML file (defaults when ``path`` is None).
+
+    Raises
+    ------
+    UsageError
+        For a missing or unreadable file, TOML syntax errors, unknown keys and bad values.
+    """
+    if path is None:
+        return GateConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such gate config file", "check the --config path")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not valid TOML ({exc})", "fix the syntax; see docs/gate.md for an example") from None
+    return parse_gate_config(raw, str(path))
