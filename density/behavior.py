@@ -379,28 +379,54 @@ class BehaviorModel:
         ds = logs if isinstance(logs, LogDataset) else scan_logs(logs)
         self.check_names(ds.metadata.obs_names, ds.metadata.action_names, ds.source)
         validator = LogValidator(ds.metadata, ds.columns)
-        d, a = len(self.obs_names), len(self.action_names)
         cols = [c for c in ds.columns if c in REQUIRED_COLUMNS or c in ("speed", "map_name", "scenario")]
         for path, batch in ds.iter_batches(columns=cols, batch_size=batch_size):
             validator.consume(path, batch)
-            obs, act = _arrays(batch, d, a)
-            source = np.asarray(batch.column("source").to_pylist(), dtype=object)
-            if policy is not None:
-                act = np.clip(policy.act(obs), self.action_low, self.action_high)
-                source = None
-            scores = self.score_arrays(obs, act, source=source, slices=self._slice_values(batch, obs), alpha=alpha)
-            cols_out = {
-                "episode_id": batch.column("episode_id").cast(pa.string()),
-                "step": batch.column("step").cast(pa.int64()),
-                "source": batch.column("source").cast(pa.string()),
-            }
-            cols_out.update({k: pa.array(v) for k, v in scores.items()})
-            if policy is not None:
-                cols_out["action"] = pa.FixedSizeListArray.from_arrays(pa.array(act.astype(np.float32).reshape(-1)), a)
+            out = self.score_batch(batch, policy=policy, alpha=alpha)
             if on_rows:
                 on_rows(batch.num_rows)
-            yield pa.table(cols_out)
+            yield out
         validator.finish(ds.source, len(ds.files))
+
+    def score_batch(self, batch: pa.Table | pa.RecordBatch, *, policy=None, alpha: float | None = None) -> pa.Table:
+        """Flags of one batch of log rows (the unit of work of both engines).
+
+        Parameters
+        ----------
+        batch : pyarrow.Table or RecordBatch
+            Rows with at least ``episode_id, step, source, obs, action`` (and the slice
+            columns the model was calibrated by).
+        policy : data.policy.OnnxPolicy, optional
+            Score the policy's action on each logged state instead of the logged action.
+        alpha : float, optional
+            Flag level (default: the model's).
+
+        Returns
+        -------
+        pyarrow.Table
+            ``episode_id, step, source, logp, pvalue, is_ood, state_pvalue, state_is_ood``
+            (and ``action`` with a policy).
+        """
+        if isinstance(batch, pa.Table):  # Ray hands tables of chunked columns
+            batch = pa.RecordBatch.from_pydict(
+                {n: batch.column(n).combine_chunks() for n in batch.column_names}, schema=batch.schema
+            )
+        d, a = len(self.obs_names), len(self.action_names)
+        obs, act = _arrays(batch, d, a)
+        source = np.asarray(batch.column("source").to_pylist(), dtype=object)
+        if policy is not None:
+            act = np.clip(policy.act(obs), self.action_low, self.action_high)
+            source = None
+        scores = self.score_arrays(obs, act, source=source, slices=self._slice_values(batch, obs), alpha=alpha)
+        cols_out = {
+            "episode_id": batch.column("episode_id").cast(pa.string()),
+            "step": batch.column("step").cast(pa.int64()),
+            "source": batch.column("source").cast(pa.string()),
+        }
+        cols_out.update({k: pa.array(v) for k, v in scores.items()})
+        if policy is not None:
+            cols_out["action"] = pa.FixedSizeListArray.from_arrays(pa.array(act.astype(np.float32).reshape(-1)), a)
+        return pa.table(cols_out)
 
     # -- explanations ------------------------------------------------------------------------
     def explain(self, obs: np.ndarray, action: np.ndarray, *, k: int = 5) -> dict[str, Any]:

@@ -20,7 +20,7 @@ Example (every key, with its default)::
     [value]                 # non-inferiority of the value
     enabled = true
     margin = 0.0            # absolute, in return units
-    relative_margin = 0.05  # share of |baseline value|
+    relative_margin = 0.1   # share of |baseline value|
     baseline_bound = "estimate"   # or "upper": compare with the baseline's optimistic value
 
     [coverage]
@@ -72,7 +72,7 @@ class ValueSection:
 
     enabled: bool = True
     margin: float = 0.0
-    relative_margin: float = 0.05
+    relative_margin: float = 0.1
     baseline_bound: str = "estimate"
 
 

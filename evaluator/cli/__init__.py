@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from evaluator.cli import carla_commands, data_commands, demo, density_commands, evaluate_commands
+from evaluator.cli import (
+    carla_commands,
+    dashboard_commands,
+    data_commands,
+    demo,
+    density_commands,
+    evaluate_commands,
+    gate_commands,
+)
 
 app = typer.Typer(
     name="roadworthy",
@@ -41,6 +49,8 @@ data_commands.register(app)
 carla_commands.register(app)
 density_commands.register(app)
 evaluate_commands.register(app)
+gate_commands.register(app)
+dashboard_commands.register(app)
 app.command("demo")(demo.demo)
 app.command("example-policies")(demo.example_policies)
 

@@ -11,6 +11,14 @@ from rich.console import Console
 from data.validate import LogSummary
 from evaluator.cli.common import handle_errors, progress, result_console, table, write_json
 
+EngineOpt = Annotated[
+    str,
+    typer.Option(help="local (default) or ray: run the row-wise work on Ray (pip install 'roadworthy[distributed]')."),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(help="Ray cluster address, e.g. ray://head:10001 (default with --engine ray: a local Ray)."),
+]
 JsonOpt = Annotated[
     Path | None,
     typer.Option("--json", help="Write the machine-readable result to this file ('-' for stdout alone)."),

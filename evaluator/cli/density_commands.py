@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from evaluator.cli.common import handle_errors, progress, result_console, stderr, table, write_json
-from evaluator.cli.data_commands import JsonOpt
+from evaluator.cli.data_commands import AddressOpt, EngineOpt, JsonOpt
 
 MODEL_HELP = "Estimator of p(action | state): mdn (default), gmm, knn or iforest."
 
@@ -96,23 +96,29 @@ def score(
     bh: Annotated[
         bool, typer.Option("--bh", help="Also flag with Benjamini-Hochberg over all rows (is_ood_bh).")
     ] = False,
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
     json_out: JsonOpt = None,
 ) -> None:
-    """Per-row log-density and OOD flag of the logged actions (or of a policy's actions)."""
-    import json
+    """Per-row log-density and OOD flag of the logged actions (or of a policy's actions).
+
+    With --engine ray, the output is a folder of Parquet files (same columns).
+    """
 
     import numpy as np
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from data.dataset import scan_logs
     from data.errors import UsageError
-    from data.writer import AtomicFile
+    from data.ray_engine import check_engine
     from density.behavior import BehaviorModel
     from density.calibration import benjamini_hochberg
 
     if alpha is not None and not 0 < alpha < 1:
         raise UsageError(f"--alpha must lie in (0, 1), got {alpha}", "use e.g. 0.01")
+    check_engine(engine, address)
+    if engine == "ray" and bh:
+        raise UsageError("--bh needs all p-values in one place and is not available with --engine ray", "drop --bh")
     bm = BehaviorModel.load(model)
     ds = scan_logs(logs)
     pol = None
@@ -131,30 +137,27 @@ def score(
         flags = benjamini_hochberg(allp, level)
         bh_threshold = float(allp[flags].max()) if flags.any() else -1.0
     counts = {"rows": 0, "is_ood": 0, "state_is_ood": 0, "is_ood_bh": 0, "by_source": {}}
-    writer = None
-    with AtomicFile(out) as f, progress(ds.num_rows, "scoring") as advance:
-        try:
-            for t in bm.iter_scores(ds, policy=pol, alpha=alpha, on_rows=advance):
-                if bh_threshold is not None:
-                    t = t.append_column("is_ood_bh", pa.array(t.column("pvalue").to_numpy() <= bh_threshold))
-                    counts["is_ood_bh"] += int(t.column("is_ood_bh").to_numpy().sum())
-                if writer is None:
-                    info = {"model": str(model), "alpha": level, "policy": None if pol is None else pol.name}
-                    meta = {b"roadworthy.flags": json.dumps(info).encode()}
-                    writer = pq.ParquetWriter(f.tmp, t.schema.with_metadata(meta), compression="zstd")
-                writer.write_table(t)
-                ood = t.column("is_ood").to_numpy()
-                counts["rows"] += t.num_rows
-                counts["is_ood"] += int(ood.sum())
-                counts["state_is_ood"] += int(t.column("state_is_ood").to_numpy().sum())
-                src = np.asarray(t.column("source").to_pylist(), dtype=object)
-                for s in np.unique(src):
-                    c = counts["by_source"].setdefault(str(s), {"rows": 0, "is_ood": 0})
-                    c["rows"] += int((src == s).sum())
-                    c["is_ood"] += int(ood[src == s].sum())
-        finally:
-            if writer is not None:
-                writer.close()
+
+    def tally(t) -> None:
+        ood = t.column("is_ood").to_numpy()
+        counts["rows"] += t.num_rows
+        counts["is_ood"] += int(ood.sum())
+        counts["state_is_ood"] += int(t.column("state_is_ood").to_numpy().sum())
+        src = np.asarray(t.column("source").to_pylist(), dtype=object)
+        for s in np.unique(src):
+            c = counts["by_source"].setdefault(str(s), {"rows": 0, "is_ood": 0})
+            c["rows"] += int((src == s).sum())
+            c["is_ood"] += int(ood[src == s].sum())
+
+    if engine == "ray":
+        from density.ray_score import score_ray
+
+        stderr().print("[dim]scoring on Ray[/]")
+        score_ray(logs, model, out, policy=policy, alpha=alpha, address=address)
+        for f in sorted(out.rglob("*.parquet")):
+            tally(pq.read_table(f, columns=["source", "is_ood", "state_is_ood"]))
+    else:
+        _score_local(bm, ds, pol, alpha, out, model, level, bh_threshold, counts, tally)
     console = result_console(json_out)
     what = f"policy '{pol.name}' actions" if pol is not None else "logged actions"
     rows = [
@@ -181,6 +184,33 @@ def score(
         },
         json_out,
     )
+
+
+def _score_local(bm, ds, pol, alpha, out, model, level, bh_threshold, counts, tally) -> None:
+    """Stream the flags of the local engine into one Parquet file, atomically."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from data.writer import AtomicFile
+
+    writer = None
+    with AtomicFile(out) as f, progress(ds.num_rows, "scoring") as advance:
+        try:
+            for t in bm.iter_scores(ds, policy=pol, alpha=alpha, on_rows=advance):
+                if bh_threshold is not None:
+                    t = t.append_column("is_ood_bh", pa.array(t.column("pvalue").to_numpy() <= bh_threshold))
+                    counts["is_ood_bh"] += int(t.column("is_ood_bh").to_numpy().sum())
+                if writer is None:
+                    info = {"model": str(model), "alpha": level, "policy": None if pol is None else pol.name}
+                    meta = {b"roadworthy.flags": json.dumps(info).encode()}
+                    writer = pq.ParquetWriter(f.tmp, t.schema.with_metadata(meta), compression="zstd")
+                writer.write_table(t)
+                tally(t)
+        finally:
+            if writer is not None:
+                writer.close()
 
 
 def register(app: typer.Typer) -> None:

@@ -63,21 +63,21 @@ def test_paired_difference_cancels_shared_noise():
     check = v["checks"][0]
     assert check["id"] == "value_non_inferiority" and check["passed"]
     assert check["observed"] == pytest.approx(1.0)
-    assert check["threshold"] == pytest.approx(-0.05 * 50.0)
+    assert check["threshold"] == pytest.approx(-0.1 * 50.0)
 
 
 def test_value_fails_beyond_the_margin_and_uses_the_pessimistic_candidate():
     base = entry("base", NOISE)
-    # Same estimate, but what the logs cannot tell could cost 5 (lower = value - 5).
-    cand = entry("cand", NOISE, width=5.0)
+    # Same estimate, but what the logs cannot tell could cost 8 (lower = value - 8).
+    cand = entry("cand", NOISE, width=8.0)
     v = verdict(report(cand, base), "cand", "base", GateConfig())
     assert not v["passed"] and v["exit_code"] == 1
     assert v["failed_checks"] == ["value_non_inferiority"]
-    assert v["checks"][0]["observed"] == pytest.approx(-5.0)
-    loose = replace(GateConfig(), value=replace(GateConfig().value, margin=3.0))  # threshold -5.5
+    assert v["checks"][0]["observed"] == pytest.approx(-8.0)
+    loose = replace(GateConfig(), value=replace(GateConfig().value, margin=3.5))  # threshold -8.5
     assert verdict(report(cand, base), "cand", "base", loose)["passed"]
     # baseline_bound = "upper" compares with the baseline's optimistic figure too.
-    strict = replace(GateConfig(), value=replace(GateConfig().value, margin=3.0, baseline_bound="upper"))
+    strict = replace(GateConfig(), value=replace(GateConfig().value, margin=3.5, baseline_bound="upper"))
     strict_base = entry("base", NOISE, width=1.0)
     assert not verdict(report(cand, strict_base), "cand", "base", strict)["passed"]
 
@@ -106,7 +106,7 @@ def test_behavior_baseline():
 
 def test_renderings_say_what_the_verdict_says():
     base = entry("base", NOISE)
-    cand = entry("cand", NOISE, width=5.0, coverage=0.5)
+    cand = entry("cand", NOISE, width=8.0, coverage=0.5)
     v = verdict(report(cand, base), "cand", "base", GateConfig())
     json.dumps(v, allow_nan=False)
     root = ET.fromstring(junit_xml(v))

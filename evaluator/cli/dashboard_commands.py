@@ -1,0 +1,126 @@
+"""``roadworthy dashboard``: start the Streamlit app on localhost."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from evaluator.cli.common import handle_errors, stderr
+from evaluator.cli.data_commands import AddressOpt, EngineOpt
+
+
+def app_path() -> Path:
+    """The dashboard's Streamlit script, found without importing the package.
+
+    The evaluator sits upstream of the dashboards (data -> density -> evaluator ->
+    dashboards): the command starts the app in its own process and never imports it.
+    """
+    spec = importlib.util.find_spec("dashboards")
+    if spec is None or not spec.submodule_search_locations:
+        from data.errors import UsageError
+
+        raise UsageError("the dashboards package is not installed", "pip install 'roadworthy[dashboard]'")
+    return Path(next(iter(spec.submodule_search_locations))) / "app.py"
+
+
+def streamlit_command(port: int, host: str) -> list[str]:
+    """The command line that serves the app (headless, no telemetry)."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_path()),
+        "--server.port",
+        str(port),
+        "--server.address",
+        host,
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--global.developmentMode",
+        "false",
+    ]
+
+
+@handle_errors
+def dashboard(
+    logs: Annotated[list[Path], typer.Argument(help="Driving logs (.parquet files or folders).", show_default=False)],
+    report: Annotated[Path | None, typer.Option(help="An evaluation report (roadworthy evaluate --json).")] = None,
+    model: Annotated[Path | None, typer.Option(help="A behaviour model (roadworthy fit), to flag steps.")] = None,
+    truth: Annotated[
+        Path | None, typer.Option(help="A rollout JSON (roadworthy rollout --json), as ground truth.")
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port on localhost.")] = 8501,
+    host: Annotated[str, typer.Option(help="Address to listen on (localhost by default).")] = "127.0.0.1",
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
+) -> None:
+    """Start the dashboards (risk map, disengagements, policy comparison, replay, data health) on localhost."""
+    from data.dataset import scan_logs
+    from data.errors import UsageError
+    from data.ray_engine import check_engine
+
+    check_engine(engine, address)
+    if importlib.util.find_spec("streamlit") is None:
+        raise UsageError("streamlit is not installed", "pip install 'roadworthy[dashboard]'")
+    for log in logs:
+        scan_logs(log)  # a clear error (exit 2) now rather than in the browser
+    for path, what in ((report, "--report"), (truth, "--truth")):
+        if path is not None and not path.is_file():
+            raise UsageError(f"{what} {path}: no such file", "pass a JSON file written by roadworthy")
+    if model is not None and not model.is_dir():
+        raise UsageError(f"--model {model}: no such model folder", "pass a folder written by roadworthy fit")
+    env = {**os.environ, **dashboard_env(logs, report, model, truth, engine, address)}
+    url = f"http://{'localhost' if host in ('127.0.0.1', 'localhost') else host}:{port}"
+    stderr().print(f"roadworthy dashboard on [bold]{url}[/] (Ctrl-C to stop)")
+    proc = subprocess.Popen(streamlit_command(port, host), env=env)
+    # Stopping this command stops the server too (CI runners send SIGTERM).
+    signal.signal(signal.SIGTERM, lambda signum, frame: proc.terminate())
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        code = 0
+    finally:
+        if proc.poll() is None:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    raise typer.Exit(0 if code in (0, -signal.SIGTERM) else code)
+
+
+#: Environment variables that hand the inputs to the app (read by ``dashboards.inputs``).
+ENV = {
+    "logs": "ROADWORTHY_LOGS",
+    "report": "ROADWORTHY_REPORT",
+    "model": "ROADWORTHY_MODEL",
+    "truth": "ROADWORTHY_TRUTH",
+    "engine": "ROADWORTHY_ENGINE",
+    "address": "ROADWORTHY_RAY_ADDRESS",
+}
+
+
+def dashboard_env(logs, report=None, model=None, truth=None, engine="local", address=None) -> dict[str, str]:
+    """The environment that hands the inputs to the app."""
+    env = {ENV["logs"]: os.pathsep.join(str(Path(p).resolve()) for p in logs), ENV["engine"]: engine}
+    if address:
+        env[ENV["address"]] = address
+    for key, value in (("report", report), ("model", model), ("truth", truth)):
+        if value:
+            env[ENV[key]] = str(Path(value).resolve())
+    return env
+
+
+def register(app: typer.Typer) -> None:
+    """Add this command to the main app."""
+    app.command("dashboard")(dashboard)

@@ -1,0 +1,60 @@
+"""Fixtures for the dashboards: simulator logs, a CARLA import, a behaviour model, a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("duckdb")
+pytest.importorskip("plotly")
+
+
+@pytest.fixture(scope="session")
+def dash_model(sim_logs, tmp_path_factory) -> Path:
+    from density.behavior import BehaviorConfig, BehaviorModel
+
+    folder = tmp_path_factory.mktemp("dash-model") / "model"
+    BehaviorModel.fit(sim_logs, BehaviorConfig(model="gmm")).save(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def dash_report(sim_logs, dash_model, tmp_path_factory) -> Path:
+    """A real evaluation report of two example policies (tiny estimator settings)."""
+    from data.sim.policies import example_policy_path
+    from evaluator.cli.common import write_json
+    from evaluator.evaluate import EvaluateConfig, evaluate
+    from evaluator.fqe import FQEConfig
+    from evaluator.importance import ISConfig
+
+    config = EvaluateConfig(
+        fqe=FQEConfig(heads=3, hidden=(16, 16), iterations=10, steps_per_iteration=5, batch_size=256),
+        importance=ISConfig(bootstrap=10),
+    )
+    rep = evaluate(
+        sim_logs,
+        [example_policy_path("autopilot-clone"), example_policy_path("swerve")],
+        model=dash_model,
+        config=config,
+    )
+    path = tmp_path_factory.mktemp("dash-report") / "report.json"
+    write_json(rep, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def carla_logs(tmp_path_factory) -> Path:
+    """A real CARLA recording imported with its town's lanes."""
+    pytest.importorskip("carla")
+    from data.carla.importer import import_recording
+    from tests.data.carla.conftest import recording, town
+
+    out = tmp_path_factory.mktemp("carla-import") / "logs"
+    import_recording(recording("DistanceBetweenVehicles"), map_path=town("Town01"), out=out)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROADWORTHY_CACHE", str(tmp_path / "cache"))

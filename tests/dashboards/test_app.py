@@ -1,0 +1,95 @@
+"""Every page of the Streamlit app through streamlit.testing's AppTest, on real sample data."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest
+
+from evaluator.cli.dashboard_commands import ENV, app_path, dashboard_env
+
+PAGES = ["Risk map", "Disengagements", "Policy comparison", "Episode replay", "Data health"]
+
+
+def run_page(monkeypatch, page: str, logs, **inputs) -> AppTest:
+    for k in ENV.values():
+        monkeypatch.delenv(k, raising=False)
+    for k, v in dashboard_env([logs], **inputs).items():
+        monkeypatch.setenv(k, v)
+    at = AppTest.from_file(str(app_path()), default_timeout=240)
+    at.run()
+    assert not at.exception, at.exception
+    at.sidebar.radio(key="page").set_value(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def charts(at: AppTest) -> list:
+    return at.get("plotly_chart")
+
+
+def test_risk_map_on_simulator_logs(monkeypatch, sim_logs, dash_report):
+    at = run_page(monkeypatch, "Risk map", sim_logs, report=dash_report)
+    assert at.header[0].value == "Risk map" and len(charts(at)) == 1
+    fig = charts(at)[0].proto.spec
+    assert '"type":"heatmap"' in fig.replace(" ", "") and "driving lanes" in fig
+    at.selectbox(key="risk_metric").set_value("logged collisions").run()
+    assert not at.exception and len(charts(at)) == 1
+    at.selectbox(key="risk_metric").set_value("policy: out-of-distribution rate").run()
+    assert not at.exception
+    at.selectbox(key="risk_policy").set_value("swerve").run()
+    assert not at.exception and "swerve" in charts(at)[0].proto.spec
+    at.selectbox(key="risk_metric").set_value("policy: estimated cost-to-go of collision").run()
+    assert not at.exception and len(charts(at)) == 1
+
+
+def test_risk_map_on_a_carla_import(monkeypatch, carla_logs):
+    at = run_page(monkeypatch, "Risk map", carla_logs)
+    spec = charts(at)[0].proto.spec
+    assert "sidewalk lanes" in spec and "heatmap" in spec
+    assert any("left-handed" in c.value for c in at.caption)
+
+
+def test_disengagements_page(monkeypatch, sim_logs, dash_model):
+    at = run_page(monkeypatch, "Disengagements", sim_logs, model=dash_model)
+    assert at.header[0].value == "Disengagements"
+    if at.info and "No disengagements" in at.info[0].value:
+        pytest.skip("the sample log has no takeover")
+    labels = [m.label for m in at.metric]
+    assert "takeovers" in labels and len(charts(at)) >= 4  # where, when, speed, ttc, p-value
+    assert len(at.dataframe) >= 2
+
+
+def test_policy_comparison_page(monkeypatch, sim_logs, dash_report):
+    at = run_page(monkeypatch, "Policy comparison", sim_logs, report=dash_report)
+    assert [m.label for m in at.metric][:2] == ["autopilot-clone", "swerve"]
+    assert len(charts(at)) == 3
+    at.selectbox(key="cmp_candidate").set_value("swerve").run()
+    assert any("FAILED" in e.value and "coverage_min" in e.value for e in at.error)
+    no_report = run_page(monkeypatch, "Policy comparison", sim_logs)
+    assert no_report.info and "--report" in no_report.info[0].value
+
+
+def test_episode_replay_on_both_kinds_of_log(monkeypatch, sim_logs, carla_logs, dash_model):
+    at = run_page(monkeypatch, "Episode replay", sim_logs, model=dash_model)
+    assert len(charts(at)) == 1 and "ego (" in charts(at)[0].proto.spec
+    at.slider(key="replay_step").set_value(20).run()
+    assert not at.exception and "step 20" in charts(at)[0].proto.spec
+    assert any(m.label == "action p-value" for m in at.metric)
+    at = run_page(monkeypatch, "Episode replay", carla_logs)
+    spec = charts(at)[0].proto.spec
+    assert "nearby actors" in spec and "sidewalk lanes" in spec
+
+
+def test_data_health_page(monkeypatch, sim_logs, carla_logs, make_log):
+    at = run_page(monkeypatch, "Data health", sim_logs)
+    assert at.success and "passed every check" in at.success[0].value
+    at = run_page(monkeypatch, "Data health", carla_logs)
+    assert at.success
+    from tests.conftest import make_table
+
+    bad = make_table()
+    bad = bad.set_column(1, "step", __import__("pyarrow").array(bad.column("step").to_numpy() + 1))
+    at = run_page(monkeypatch, "Data health", make_log(bad, name="bad.parquet"))
+    assert at.error and "Rejected" in at.error[0].value
