@@ -69,9 +69,7 @@ def _equal_axes(fig: go.Figure, title: str, height: int = 560, extent=None) -> g
     )
     fig.update_xaxes(title="x (m)", showgrid=False, zeroline=False)
     stretch = "" if ratio == 1.0 else f", stretched x{ratio:.0f}"
-    fig.update_yaxes(
-        title=f"-y (m, flipped: the log's frame is left-handed{stretch})", scaleanchor="x", scaleratio=ratio
-    )
+    fig.update_yaxes(title=f"-y (m, flipped{stretch})", scaleanchor="x", scaleratio=ratio)
     fig.update_yaxes(showgrid=False, zeroline=False)
     return fig
 
@@ -283,3 +281,22 @@ def window_chart(summary: pd.DataFrame, feature_label: str) -> go.Figure:
         margin={"l": 10, "r": 10, "t": 50},
     )
     return fig
+
+
+def event_map(roads: pd.DataFrame | None, events: pd.DataFrame, *, title: str, name: str = "takeover") -> go.Figure:
+    """Points (``x, y``, with ``episode_id`` and ``step`` for the hover) over the road, zoomed to them."""
+    fig = go.Figure(road_traces(roads))
+    fig.add_trace(
+        go.Scatter(
+            x=events["x"],
+            y=flip(events["y"]),
+            mode="markers",
+            marker={"symbol": "star", "size": 11, "color": "#6a1b9a"},
+            text=[f"{e} step {s}" for e, s in zip(events["episode_id"], events["step"], strict=True)],
+            hovertemplate="%{text}<extra>" + name + "</extra>",
+            name=name,
+        )
+    )
+    pad = 20.0
+    extent = (events["x"].min() - pad, events["x"].max() + pad, events["y"].min() - pad, events["y"].max() + pad)
+    return _equal_axes(fig, title, height=380, extent=extent)

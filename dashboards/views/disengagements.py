@@ -7,8 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboards.disengagements import contrast, explore, window_summary
-from dashboards.figures import road_traces, window_chart
-from dashboards.geometry import flip
+from dashboards.figures import event_map, window_chart
 from dashboards.inputs import DashboardInputs
 from dashboards.views import common
 
@@ -57,21 +56,7 @@ def render(inputs: DashboardInputs) -> None:
         here = sel[sel["map_name"] == map_name].dropna(subset=["x", "y"])
         if here.empty:
             continue
-        fig = go.Figure(road_traces(common.roads(logs, map_name)))
-        fig.add_trace(
-            go.Scatter(
-                x=here["x"],
-                y=flip(here["y"]),
-                mode="markers",
-                marker={"symbol": "star", "size": 11, "color": "#6a1b9a"},
-                text=[f"{e} step {s}" for e, s in zip(here["episode_id"], here["step"], strict=True)],
-                hovertemplate="%{text}<extra>takeover</extra>",
-                name="takeover",
-            )
-        )
-        fig.update_layout(title=f"Takeovers on {map_name}", height=360, plot_bgcolor="white")
-        fig.update_yaxes(scaleanchor="x", scaleratio=1, title="-y (m)")
-        fig.update_xaxes(title="x (m)")
+        fig = event_map(common.roads(logs, map_name), here, title=f"Takeovers on {map_name}")
         st.plotly_chart(fig, key=f"dis_where_{map_name}")
     st.caption(common.FLIP_NOTE)
     st.subheader("When and what preceded them")
