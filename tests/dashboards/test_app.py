@@ -93,3 +93,13 @@ def test_data_health_page(monkeypatch, sim_logs, carla_logs, make_log):
     bad = bad.set_column(1, "step", __import__("pyarrow").array(bad.column("step").to_numpy() + 1))
     at = run_page(monkeypatch, "Data health", make_log(bad, name="bad.parquet"))
     assert at.error and "Rejected" in at.error[0].value
+
+
+def test_cell_selection_is_read_from_the_chart_event():
+    from types import SimpleNamespace
+
+    from dashboards.views.risk_map import _selected_cells
+
+    event = SimpleNamespace(selection=SimpleNamespace(points=[{"customdata": [3, -1]}, {"customdata": [3, -1]}, {}]))
+    assert _selected_cells(event) == [(3, -1)]
+    assert _selected_cells(None) == []
