@@ -175,20 +175,14 @@ def compute_cell_aggregates(
 
 
 def _ray_partials(logs, cell: float, address):
-    import pyarrow as pa
-
-    from data.ray_engine import ray_session, read_logs
+    from data.ray_engine import collect, ray_session, read_logs
 
     cols = ["episode_id", "source", "x", "y", "map_name", "speed", *EVENTS]
     with ray_session(address):
         ds = read_logs(logs, cols).map_batches(
             partial_cells, fn_kwargs={"cell": cell}, batch_format="pyarrow", batch_size=262_144
         )
-        tables = [
-            pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
-            for b in ds.iter_batches(batch_format="pyarrow", batch_size=None)
-        ]
-    return pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
+        return collect(ds)
 
 
 def _empty() -> pd.DataFrame:
@@ -244,50 +238,52 @@ def wilson(k: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, n
     return np.clip(mid - half, 0, 1), np.clip(mid + half, 0, 1)
 
 
+def query(logs: str | Path, sql: str, params: list | None = None, tables: dict | None = None) -> pd.DataFrame:
+    """Run ``sql`` over a log with DuckDB and return a DataFrame.
+
+    In ``sql``, ``{rel}`` stands for the log's Parquet files and ``{x}``, ``{speed}``, ...
+    (the keys of :data:`OPTIONAL`) for those columns, or for their stand-ins where the
+    files lack them. ``tables`` registers further DataFrames or Arrow tables by name.
+    """
+    import duckdb
+
+    _, files = find_log_files(logs)
+    rel, present = _relation(files)
+    cols = {c: _col(c, present) for c in OPTIONAL}
+    con = duckdb.connect()
+    try:
+        for name, table in (tables or {}).items():
+            con.register(name, table)
+        return con.execute(sql.format(rel=rel, **cols), params or []).df()
+    finally:
+        con.close()
+
+
 def rows_in_cell(
     logs: str | Path, map_name: str, cell_x: int, cell_y: int, cell: float, *, limit: int = 5000
 ) -> pd.DataFrame:
     """The logged rows inside one cell: episode, step, time, source, speed and events."""
-    import duckdb
-
-    _, files = find_log_files(logs)
-    rel, present = _relation(files)
-    if not {"x", "y"} <= present:
-        return pd.DataFrame(columns=["episode_id", "step", "t", "source"])
-    extra = ", ".join(f"{_col(c, present)} AS {c}" for c in ("speed", *EVENTS))
-    sql = f"""
-        SELECT CAST(episode_id AS VARCHAR) AS episode_id, step, t, CAST(source AS VARCHAR) AS source, x, y, {extra}
-        FROM {rel}
-        WHERE CAST({_col("map_name", present)} AS VARCHAR) = ?
-          AND floor(x / {float(cell)}) = ? AND floor(y / {float(cell)}) = ?
+    return query(
+        logs,
+        f"""
+        SELECT CAST(episode_id AS VARCHAR) AS episode_id, step, t, CAST(source AS VARCHAR) AS source,
+               {{x}} AS x, {{y}} AS y, {{speed}} AS speed,
+               {", ".join(f"{{{e}}} AS {e}" for e in EVENTS)}
+        FROM {{rel}}
+        WHERE CAST({{map_name}} AS VARCHAR) = ? AND floor({{x}} / ?) = ? AND floor({{y}} / ?) = ?
         ORDER BY episode_id, step
         LIMIT {int(limit)}
-    """
-    con = duckdb.connect()
-    try:
-        return con.execute(sql, [map_name, int(cell_x), int(cell_y)]).df()
-    finally:
-        con.close()
+        """,
+        [map_name, float(cell), int(cell_x), float(cell), int(cell_y)],
+    )
 
 
 def pose_coverage(logs: str | Path) -> dict:
     """How many rows carry a pose (only those appear on the risk map)."""
-    import duckdb
-
-    _, files = find_log_files(logs)
-    rel, present = _relation(files)
-    con = duckdb.connect()
-    try:
-        if {"x", "y"} <= present:
-            n, with_pose = con.execute(
-                f"SELECT count(*), count(*) FILTER (WHERE x IS NOT NULL AND y IS NOT NULL) FROM {rel}"
-            ).fetchone()
-        else:
-            (n,) = con.execute(f"SELECT count(*) FROM {rel}").fetchone()
-            with_pose = 0
-    finally:
-        con.close()
-    return {"rows": int(n), "rows_with_pose": int(with_pose)}
+    counts = query(
+        logs, "SELECT count(*) AS n, count(*) FILTER (WHERE {x} IS NOT NULL AND {y} IS NOT NULL) AS p FROM {rel}"
+    ).iloc[0]
+    return {"rows": int(counts["n"]), "rows_with_pose": int(counts["p"])}
 
 
 def policy_cells(report: dict, policy: str) -> pd.DataFrame:

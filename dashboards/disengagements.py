@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dashboards.episodes import TTC_CAP, _query, time_to_collision
+from dashboards.aggregates import query
+from dashboards.episodes import TTC_CAP, action_pvalues, obs_matrix, time_to_collision
 from data.dataset import scan_logs
 
 
 def takeover_events(logs: str | Path) -> pd.DataFrame:
     """One row per takeover: ``episode_id, step, t, map_name, scenario, speed, x, y``."""
-    return _query(
+    return query(
         logs,
         """
         SELECT CAST(episode_id AS VARCHAR) AS episode_id, step, t,
@@ -47,7 +48,7 @@ def matched_controls(
     if events.empty:
         return events.assign(match_of=pd.Series(dtype="int64"))
     n = int(min(200 * len(events), 200_000))
-    cand = _query(
+    cand = query(
         logs,
         f"""
         WITH clean AS (
@@ -95,43 +96,28 @@ def window_features(
         ``anchor`` (index in ``anchors``), ``group``, ``rel_step`` (<= 0), ``episode_id``,
         ``step``, ``speed`` (m/s), ``ttc_s`` (s, capped), and ``pvalue`` with a model.
     """
-    import duckdb
-
-    from dashboards.aggregates import _relation
-    from data.dataset import find_log_files
-
     cols = ["anchor", "group", "rel_step", "episode_id", "step", "speed", "ttc_s", "pvalue"]
     if anchors.empty:
         return pd.DataFrame(columns=cols)
-    _, files = find_log_files(logs)
-    rel, present = _relation(files)
-    speed = '"speed"' if "speed" in present else "NULL::DOUBLE"
     a = anchors[["episode_id", "step"]].reset_index(drop=True).assign(anchor=np.arange(len(anchors)))
-    con = duckdb.connect()
-    try:
-        con.register("anchors", a)
-        frame = con.execute(
-            f"""
-            SELECT an.anchor, r.step - an.step AS rel_step, CAST(r.episode_id AS VARCHAR) AS episode_id,
-                   r.step, {speed} AS speed, r.obs, r.action
-            FROM {rel} r JOIN anchors an
-              ON CAST(r.episode_id AS VARCHAR) = an.episode_id
-             AND r.step BETWEEN an.step - {int(window_steps)} AND an.step
-            ORDER BY an.anchor, r.step
-            """
-        ).df()
-    finally:
-        con.close()
+    frame = query(
+        logs,
+        f"""
+        SELECT an.anchor, r.step - an.step AS rel_step, CAST(r.episode_id AS VARCHAR) AS episode_id,
+               r.step, {{speed}} AS speed, r.obs, r.action
+        FROM {{rel}} r JOIN anchors an
+          ON CAST(r.episode_id AS VARCHAR) = an.episode_id
+         AND r.step BETWEEN an.step - {int(window_steps)} AND an.step
+        ORDER BY an.anchor, r.step
+        """,
+        tables={"anchors": a},
+    )
     meta = scan_logs(logs).metadata
-    obs = np.stack([np.asarray(o, dtype=np.float64) for o in frame["obs"]]) if len(frame) else np.zeros((0, 0))
+    obs = obs_matrix(frame)
     frame["ttc_s"] = time_to_collision(obs, meta.obs_names) if len(frame) else []
     if frame["speed"].isna().all() and "speed_mps" in meta.obs_names and len(frame):
         frame["speed"] = obs[:, list(meta.obs_names).index("speed_mps")]
-    if model is not None and len(frame):
-        act = np.stack([np.asarray(x, dtype=np.float64) for x in frame["action"]])
-        frame["pvalue"] = model.action_pvalues(obs, act)
-    else:
-        frame["pvalue"] = np.nan
+    frame["pvalue"] = action_pvalues(model, frame) if model is not None and len(frame) else np.nan
     frame["group"] = group
     return frame[cols]
 

@@ -11,28 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dashboards.aggregates import OPTIONAL, _col, _relation
-from data.dataset import find_log_files
+from dashboards.aggregates import query
 
 TTC_CAP = 10.0  # s, longer times to collision are shown as this (free road)
 
 
-def _query(logs: str | Path, sql: str, params: list | None = None) -> pd.DataFrame:
-    import duckdb
-
-    _, files = find_log_files(logs)
-    rel, present = _relation(files)
-    cols = {c: _col(c, present) for c in OPTIONAL}
-    con = duckdb.connect()
-    try:
-        return con.execute(sql.format(rel=rel, **cols), params or []).df()
-    finally:
-        con.close()
-
-
 def episode_list(logs: str | Path) -> pd.DataFrame:
     """One row per episode: steps, duration (s), start source, map, scenario and event counts."""
-    return _query(
+    return query(
         logs,
         """
         SELECT CAST(episode_id AS VARCHAR) AS episode_id,
@@ -54,7 +40,7 @@ def episode_list(logs: str | Path) -> pd.DataFrame:
 
 def episode_rows(logs: str | Path, episode_id: str) -> pd.DataFrame:
     """All rows of one episode in step order, with ``obs`` and ``action`` as float arrays."""
-    frame = _query(
+    frame = query(
         logs,
         """
         SELECT CAST(episode_id AS VARCHAR) AS episode_id, step, t, CAST(source AS VARCHAR) AS source,

@@ -185,15 +185,13 @@ def replay_frame(
     row = episode.iloc[index]
     yaw = float(row["yaw"]) if pd.notna(row["yaw"]) else 0.0
     for i, a in actors.reset_index(drop=True).iterrows():
-        bx, by = _box(a["x"], a["y"], yaw, *EGO_SIZE)
         fig.add_trace(
-            go.Scatter(
-                x=bx,
-                y=by,
-                fill="toself",
-                mode="lines",
-                line={"color": "#455a64"},
-                fillcolor="rgba(96,125,139,0.6)",
+            _vehicle(
+                a["x"],
+                a["y"],
+                yaw,
+                "#455a64",
+                "rgba(96,125,139,0.6)",
                 name="nearby actors" if i == 0 else a["label"],
                 legendgroup="actors",
                 showlegend=i == 0,
@@ -201,23 +199,17 @@ def replay_frame(
                 hoverinfo="text",
             )
         )
-    ex, ey = _box(float(row["x"]), float(row["y"]), yaw, *EGO_SIZE)
+    x0, y0 = float(row["x"]), float(row["y"])
     fig.add_trace(
-        go.Scatter(
-            x=ex,
-            y=ey,
-            fill="toself",
-            mode="lines",
-            line={"color": "#0d47a1"},
-            fillcolor="rgba(30,136,229,0.8)",
-            name=f"ego ({row['source']})",
-            hoverinfo="name",
-        )
+        _vehicle(x0, y0, yaw, "#0d47a1", "rgba(30,136,229,0.8)", name=f"ego ({row['source']})", hoverinfo="name")
     )
-    fig = _equal_axes(fig, title)
-    fig.update_xaxes(range=[row["x"] - window_m, row["x"] + window_m])
-    fig.update_yaxes(range=[-row["y"] - window_m / 2, -row["y"] + window_m / 2])
-    return fig
+    return _equal_axes(fig, title, extent=(x0 - window_m, x0 + window_m, y0 - window_m / 2, y0 + window_m / 2))
+
+
+def _vehicle(x: float, y: float, yaw: float, line: str, fill: str, **kwargs) -> go.Scatter:
+    """A vehicle drawn to scale (:data:`EGO_SIZE`) at a map-frame pose."""
+    bx, by = _box(x, y, yaw, *EGO_SIZE)
+    return go.Scatter(x=bx, y=by, fill="toself", mode="lines", line={"color": line}, fillcolor=fill, **kwargs)
 
 
 def interval_chart(rows: pd.DataFrame, *, title: str, x_label: str) -> go.Figure:

@@ -141,6 +141,56 @@ def _first_difference(a: Sequence[str], b: Sequence[str]) -> str:
     return "same names"
 
 
+def check_names(
+    path: Path,
+    name: str,
+    p_obs: Sequence[str],
+    p_act: Sequence[str],
+    obs_names: Sequence[str] | None,
+    action_names: Sequence[str] | None,
+) -> None:
+    """Refuse a policy (any format) whose declared names differ from the log's."""
+    if obs_names is not None and tuple(obs_names) != tuple(p_obs):
+        raise PolicyError(
+            path,
+            f"policy '{name}' expects different observation features than the log "
+            f"({_first_difference(p_obs, tuple(obs_names))})",
+            "run the policy on logs with the features it was trained on, or re-export it with the log's obs_names",
+        )
+    if action_names is not None and tuple(action_names) != tuple(p_act):
+        raise PolicyError(
+            path,
+            f"policy '{name}' outputs different actions than the log records "
+            f"({_first_difference(p_act, tuple(action_names))})",
+            "re-export the policy with the log's action_names, in the same order",
+        )
+
+
+def probe(policy) -> None:
+    """Run a loaded policy (any format) on a batch of 2 zeros and check its output shapes.
+
+    Raises
+    ------
+    PolicyError
+        When the policy fails or its outputs are not [B, A].
+    """
+    info = policy.info
+    d, a = len(info.obs_names), len(info.action_names)
+    try:
+        out = policy.distribution(np.zeros((2, d), dtype=np.float32))
+    except Exception as exc:  # runtimes and user code raise many types
+        raise PolicyError(
+            info.path, f"the policy fails on a batch of 2 observations ({exc})", "it must map float32 [B, D] to [B, A]"
+        ) from None
+    for arr in out:
+        if arr is not None and arr.shape != (2, a):
+            raise PolicyError(
+                info.path,
+                f"on a batch of 2 observations the model returned shape {arr.shape}, expected (2, {a})",
+                "the outputs must be float32 [B, A] with the batch dimension B dynamic",
+            )
+
+
 class OnnxPolicy:
     """A policy file loaded with ONNX Runtime on the CPU provider.
 
@@ -179,20 +229,7 @@ class OnnxPolicy:
         path = Path(path)
         model, blob = read_policy_model(path)
         name, p_obs, p_act = _read_info(model, path)
-        if obs_names is not None and tuple(obs_names) != p_obs:
-            raise PolicyError(
-                path,
-                f"policy '{name}' expects different observation features than the log "
-                f"({_first_difference(p_obs, tuple(obs_names))})",
-                "run the policy on logs with the features it was trained on, or re-export it with the log's obs_names",
-            )
-        if action_names is not None and tuple(action_names) != p_act:
-            raise PolicyError(
-                path,
-                f"policy '{name}' outputs different actions than the log records "
-                f"({_first_difference(p_act, tuple(action_names))})",
-                "re-export the policy with the log's action_names, in the same order",
-            )
+        check_names(path, name, p_obs, p_act, obs_names, action_names)
         inputs = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
         outputs = [o.name for o in model.graph.output]
         if inputs != ["obs"]:
@@ -216,14 +253,7 @@ class OnnxPolicy:
         except Exception as exc:
             raise PolicyError(path, f"ONNX Runtime cannot load the model ({exc})", _EXPORT_HINT) from None
         policy = cls(PolicyInfo(name, p_obs, p_act, stochastic, path), session)
-        probe = policy.distribution(np.zeros((2, len(p_obs)), dtype=np.float32))
-        for arr in probe:
-            if arr is not None and arr.shape != (2, len(p_act)):
-                raise PolicyError(
-                    path,
-                    f"on a batch of 2 observations the model returned shape {arr.shape}, expected (2, {len(p_act)})",
-                    "the outputs must be float32 [B, A] with the batch dimension B dynamic",
-                )
+        probe(policy)
         return policy
 
     @property

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from data.errors import PolicyError
-from data.policy import _EXPORT_HINT, METADATA_KEY, OnnxPolicy, PolicyInfo, _first_difference
+from data.policy import _EXPORT_HINT, METADATA_KEY, OnnxPolicy, PolicyInfo, check_names, probe
 
 PICKLE_SUFFIXES = frozenset({".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".joblib"})
 _SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -105,46 +105,10 @@ def load_policy(
                 _ALLOW_HINT,
             )
         policy = _load_pt2(path)
-    _check_names(policy, obs_names, action_names)
-    _probe(policy)
-    return policy
-
-
-def _check_names(policy: OnnxPolicy, obs_names, action_names) -> None:
     info = policy.info
-    if obs_names is not None and tuple(obs_names) != info.obs_names:
-        raise PolicyError(
-            info.path,
-            f"policy '{info.name}' expects different observation features than the log "
-            f"({_first_difference(info.obs_names, tuple(obs_names))})",
-            "run the policy on logs with the features it was trained on",
-        )
-    if action_names is not None and tuple(action_names) != info.action_names:
-        raise PolicyError(
-            info.path,
-            f"policy '{info.name}' outputs different actions than the log records "
-            f"({_first_difference(info.action_names, tuple(action_names))})",
-            "give the policy the log's action_names, in the same order",
-        )
-
-
-def _probe(policy: OnnxPolicy) -> None:
-    d, a = len(policy.info.obs_names), len(policy.info.action_names)
-    try:
-        out = policy.distribution(np.zeros((2, d), dtype=np.float32))
-    except Exception as exc:
-        raise PolicyError(
-            policy.info.path,
-            f"the policy fails on a batch of 2 observations ({exc})",
-            "it must map float32 [B, D] to [B, A]",
-        ) from None
-    for arr in out:
-        if arr is not None and arr.shape != (2, a):
-            raise PolicyError(
-                policy.info.path,
-                f"on a batch of 2 observations the policy returned shape {arr.shape}, expected (2, {a})",
-                "the outputs must be float [B, A]",
-            )
+    check_names(info.path, info.name, info.obs_names, info.action_names, obs_names, action_names)
+    probe(policy)
+    return policy
 
 
 def _meta(path: Path, text: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:

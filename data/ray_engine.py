@@ -101,6 +101,17 @@ def read_logs(logs: str | Path, columns: Sequence[str] | None = None):
     return out if cols is None else out.select_columns(cols)
 
 
+def collect(dataset):
+    """A (small) Ray Dataset's rows on the driver as one pyarrow Table (empty: a table without columns)."""
+    import pyarrow as pa
+
+    tables = [
+        pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
+        for b in dataset.iter_batches(batch_format="pyarrow", batch_size=None)
+    ]
+    return pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
+
+
 def write_folder(dataset, out: str | Path) -> Path:
     """Write a Ray Dataset as a folder of Parquet files, atomically (temporary folder, then rename)."""
     import shutil

@@ -48,12 +48,12 @@ class Episode:
     @property
     def obs(self) -> np.ndarray:
         """Observations, ``(n, D)`` float32."""
-        return list_values(self.table.column("obs").combine_chunks(), self.obs_dim)[0]
+        return list_values(self.table.column("obs"), self.obs_dim)[0]
 
     @property
     def action(self) -> np.ndarray:
         """Actions, ``(n, A)`` float32."""
-        return list_values(self.table.column("action").combine_chunks(), self.action_dim)[0]
+        return list_values(self.table.column("action"), self.action_dim)[0]
 
     @property
     def reward(self) -> np.ndarray:

@@ -51,8 +51,10 @@ class EpisodeRegistry:
         return lut[arr.indices.to_numpy(zero_copy_only=False)]
 
 
-def list_values(column: pa.Array, width: int) -> tuple[np.ndarray | None, int | None]:
+def list_values(column: pa.Array | pa.ChunkedArray, width: int) -> tuple[np.ndarray | None, int | None]:
     """Values of a list<float32> column as ``(rows, width)``, or the first bad-length row."""
+    if isinstance(column, pa.ChunkedArray):  # a Table's column (Ray hands batches as tables)
+        column = column.combine_chunks()
     if pa.types.is_fixed_size_list(column.type):
         return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, width), None
     lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)

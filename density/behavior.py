@@ -108,7 +108,8 @@ def _units(episode: np.ndarray, step: np.ndarray, block_steps: int) -> np.ndarra
     return np.char.add(np.char.add(episode.astype(str), "#"), blocks).astype(object)
 
 
-def _arrays(batch: pa.RecordBatch, d: int, a: int) -> tuple[np.ndarray, np.ndarray]:
+def obs_action_arrays(batch: pa.RecordBatch | pa.Table, d: int, a: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``obs`` (N, d) and ``action`` (N, a) columns of a batch of log rows as arrays."""
     return list_values(batch.column("obs"), d)[0], list_values(batch.column("action"), a)[0]
 
 
@@ -187,7 +188,7 @@ class BehaviorModel:
                 config.block_steps,
             ).astype(str)
             which = np.array([split.get(u, -1) for u in units])
-            obs, act = _arrays(batch, d, a)
+            obs, act = obs_action_arrays(batch, d, a)
             for k in (0, 1):
                 sel = which == k
                 if not sel.any():
@@ -407,12 +408,8 @@ class BehaviorModel:
             ``episode_id, step, source, logp, pvalue, is_ood, state_pvalue, state_is_ood``
             (and ``action`` with a policy).
         """
-        if isinstance(batch, pa.Table):  # Ray hands tables of chunked columns
-            batch = pa.RecordBatch.from_pydict(
-                {n: batch.column(n).combine_chunks() for n in batch.column_names}, schema=batch.schema
-            )
         d, a = len(self.obs_names), len(self.action_names)
-        obs, act = _arrays(batch, d, a)
+        obs, act = obs_action_arrays(batch, d, a)
         source = np.asarray(batch.column("source").to_pylist(), dtype=object)
         if policy is not None:
             act = np.clip(policy.act(obs), self.action_low, self.action_high)

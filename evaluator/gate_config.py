@@ -65,6 +65,22 @@ class EvaluationSection:
     support_alpha: float = 0.001
     confidence: float = 0.95
 
+    @classmethod
+    def of(cls, config) -> EvaluationSection:
+        """The section that describes an :class:`evaluator.evaluate.EvaluateConfig` (the inverse of
+        :meth:`GateConfig.evaluate_config`), e.g. to record settings used outside ``roadworthy gate``."""
+        return cls(
+            gamma=config.gamma,
+            seed=config.seed,
+            heads=config.fqe.heads,
+            iterations=config.fqe.iterations,
+            steps_per_iteration=config.fqe.steps_per_iteration,
+            hidden_units=config.fqe.hidden[0],
+            pessimism=config.fqe.pessimism,
+            support_alpha=config.support_alpha,
+            confidence=config.confidence,
+        )
+
 
 @dataclass(frozen=True)
 class ValueSection:

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from data.ray_engine import collect
+
 VIEW_COLUMNS = ("episode_id", "step", "obs", "action", "behavior_logp")
 
 
@@ -47,11 +49,10 @@ class ViewActor:
         self.s = settings
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        from density.behavior import obs_action_arrays
         from evaluator.policy_view import episode_keys, view_arrays
 
-        d, a = len(self.model.obs_names), len(self.model.action_names)
-        obs = batch.column("obs").combine_chunks().flatten().to_numpy().reshape(-1, d).astype(np.float32)
-        act = batch.column("action").combine_chunks().flatten().to_numpy().reshape(-1, a).astype(np.float32)
+        obs, act = obs_action_arrays(batch, len(self.model.obs_names), len(self.model.action_names))
         ids = batch.column("episode_id").to_pylist()
         steps = batch.column("step").to_numpy().astype(np.int64)
         v = view_arrays(
@@ -88,11 +89,10 @@ class LogpActor:
         self.model = BehaviorModel.load(model_dir)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        from density.behavior import obs_action_arrays
         from evaluator.policy_view import behavior_logp_arrays
 
-        d, a = len(self.model.obs_names), len(self.model.action_names)
-        obs = batch.column("obs").combine_chunks().flatten().to_numpy().reshape(-1, d).astype(np.float64)
-        act = batch.column("action").combine_chunks().flatten().to_numpy().reshape(-1, a).astype(np.float64)
+        obs, act = obs_action_arrays(batch, len(self.model.obs_names), len(self.model.action_names))
         if "behavior_logp" in batch.column_names:
             logged = batch.column("behavior_logp").to_numpy(zero_copy_only=False).astype(np.float64)
         else:
@@ -165,17 +165,9 @@ class RayRowWork:
             num_cpus=1,
         )
 
-    def _collect(self, ds) -> pa.Table:
-        return pa.concat_tables(
-            [
-                pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
-                for b in ds.iter_batches(batch_format="pyarrow", batch_size=None)
-            ]
-        )
-
     def behavior_logp(self) -> np.ndarray:
         """log mu(a | s) of every logged action, in ``data``'s row order."""
-        t = self._collect(self._map(LogpActor, {"model_dir": self.model_dir}))
+        t = collect(self._map(LogpActor, {"model_dir": self.model_dir}))
         idx = _align(self.data, t.select(["episode_id", "step"]).to_pandas())
         out = np.empty(self.data.n)
         out[idx] = t.column("logp").to_numpy()
@@ -198,7 +190,7 @@ class RayRowWork:
             "settings": settings,
             "allow_code": self.allow_code,
         }
-        t = self._collect(self._map(ViewActor, kwargs))
+        t = collect(self._map(ViewActor, kwargs))
         idx = _align(d, t.select(["episode_id", "step"]).to_pandas())
         a = d.action.shape[1]
         k = t.column("gate").type.list_size

@@ -154,18 +154,7 @@ def _gate_examples(report: dict, config, folder: Path, console) -> dict[str, dic
     from evaluator.gate_render import junit_xml
 
     # The verdict records the evaluation settings actually used (smaller with --quick).
-    ev = EvaluationSection(
-        gamma=config.gamma,
-        seed=config.seed,
-        heads=config.fqe.heads,
-        iterations=config.fqe.iterations,
-        steps_per_iteration=config.fqe.steps_per_iteration,
-        hidden_units=config.fqe.hidden[0],
-        pessimism=config.fqe.pessimism,
-        support_alpha=config.support_alpha,
-        confidence=config.confidence,
-    )
-    cfg = replace(GateConfig(), evaluation=ev)
+    cfg = replace(GateConfig(), evaluation=EvaluationSection.of(config))
     folder.mkdir(parents=True, exist_ok=True)
     verdicts, rows = {}, []
     for p in report["policies"]:

@@ -160,3 +160,11 @@ def test_config_must_exist(tmp_path):
         load_gate_config(tmp_path / "missing.toml")
     with pytest.raises(UsageError, match="expected a table"):
         parse_gate_config({"value": 3})
+
+
+def test_evaluation_section_round_trips_through_evaluate_config():
+    from evaluator.gate_config import EvaluationSection
+
+    section = EvaluationSection(gamma=0.95, seed=3, heads=4, iterations=7, steps_per_iteration=9, hidden_units=16)
+    cfg = GateConfig(evaluation=section)
+    assert EvaluationSection.of(cfg.evaluate_config()) == section
