@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from data.dataset import find_log_files
+from data.dataset import find_log_files, hive_partitions
 
 #: Optional log columns the aggregates use, with the SQL used when a file lacks them.
 OPTIONAL = {
@@ -58,16 +58,19 @@ def dataset_key(logs: str | Path, *parts: object) -> str:
     return h.hexdigest()[:24]
 
 
-def _columns(files: list[Path]) -> set[str]:
+def _relation(logs: str | Path) -> tuple[str, set[str]]:
+    """DuckDB's view of a log's files, and the columns it has (hive folders included, as strings)."""
+    root, files = find_log_files(logs)
     cols: set[str] = set()
+    hive = False
     for f in files:
         cols |= set(pq.read_schema(f).names)
-    return cols
-
-
-def _relation(files: list[Path]) -> tuple[str, set[str]]:
+        parts = hive_partitions(f, root)
+        cols |= set(parts)
+        hive = hive or bool(parts)
     names = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-    return f"read_parquet([{names}], union_by_name = true, hive_partitioning = false)", _columns(files)
+    options = "hive_partitioning = true, hive_types_autocast = false" if hive else "hive_partitioning = false"
+    return f"read_parquet([{names}], union_by_name = true, {options})", cols
 
 
 def _col(name: str, present: set[str]) -> str:
@@ -153,8 +156,7 @@ def compute_cell_aggregates(
     """
     import duckdb
 
-    _, files = find_log_files(logs)
-    rel, present = _relation(files)
+    rel, present = _relation(logs)
     if not {"x", "y"} <= present:
         return _empty()
     con = duckdb.connect()
@@ -247,8 +249,7 @@ def query(logs: str | Path, sql: str, params: list | None = None, tables: dict |
     """
     import duckdb
 
-    _, files = find_log_files(logs)
-    rel, present = _relation(files)
+    rel, present = _relation(logs)
     cols = {c: _col(c, present) for c in OPTIONAL}
     con = duckdb.connect()
     try:

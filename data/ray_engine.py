@@ -90,14 +90,22 @@ def actor_count() -> int:
 
 def read_logs(logs: str | Path, columns: Sequence[str] | None = None):
     """A Ray Dataset over a log's Parquet files (the same files the local reader takes)."""
+    import pyarrow.fs as pafs
     import ray
+    from ray.data.datasource import Partitioning
 
-    from data.dataset import scan_logs
+    from data.dataset import hive_partitions, scan_logs
 
     ds = scan_logs(logs)  # footer checks and metadata first: clear errors before any task runs
-    _, files = find_log_files(logs)
+    root, files = find_log_files(logs)
     cols = None if columns is None else [c for c in columns if c in ds.columns]
-    out = ray.data.read_parquet([str(f) for f in files], partitioning=None)
+    # Hive folders (map_name=Town01/) become string columns, as in the local reader.
+    hive = any(hive_partitions(f, root) for f in files)
+    # The files are local paths (find_log_files walks a folder): say so, rather than let Ray
+    # guess a filesystem (its guess imports fsspec's HTTP support, which may be half-installed).
+    fs = pafs.LocalFileSystem()
+    partitioning = Partitioning("hive", base_dir=str(root), filesystem=fs) if hive else None
+    out = ray.data.read_parquet([str(f) for f in files], partitioning=partitioning, filesystem=fs)
     return out if cols is None else out.select_columns(cols)
 
 

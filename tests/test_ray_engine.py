@@ -100,3 +100,18 @@ def test_engine_errors_exit_2(sim_logs, model_dir, tmp_path):
     assert res.exit_code == 2 and "--engine must be local or ray" in res.stderr
     res = runner.invoke(app, ["score", str(sim_logs), "--model", str(model_dir), "-o", "x", "--address", "h:1"])
     assert res.exit_code == 2 and "--address only applies" in res.stderr
+
+
+def test_hive_partition_columns_reach_both_engines(sim_logs, tmp_path):
+    from dashboards.aggregates import compute_cell_aggregates
+    from data.dataset import scan_logs
+    from data.ray_engine import read_logs
+    from data.writer import write_log
+
+    table = scan_logs(sim_logs).read()
+    write_log(table, tmp_path / "hive", schema=table.schema, partition_by=["scenario"])
+    want = compute_cell_aggregates(sim_logs, 10.0)
+    pd.testing.assert_frame_equal(compute_cell_aggregates(tmp_path / "hive", 10.0), want)
+    pd.testing.assert_frame_equal(compute_cell_aggregates(tmp_path / "hive", 10.0, engine="ray"), want)
+    got = read_logs(tmp_path / "hive", ["episode_id", "scenario"]).to_pandas()
+    assert sorted(got["scenario"].unique()) == sorted(set(table.column("scenario").to_pylist()))
