@@ -22,15 +22,22 @@ from data.dataset import scan_logs
 
 
 def takeover_events(logs: str | Path) -> pd.DataFrame:
-    """One row per takeover: ``episode_id, step, t, map_name, scenario, speed, x, y``."""
+    """One row per takeover: ``episode_id, step, t, from_source`` (who drove the step before:
+    ``autopilot``, or another autopilot's source name; ``autopilot`` for a takeover on an
+    episode's first step, as the log contract defines a disengagement), ``map_name, scenario,
+    speed, x, y``."""
     return query(
         logs,
         """
-        SELECT CAST(episode_id AS VARCHAR) AS episode_id, step, t,
-               CAST({map_name} AS VARCHAR) AS map_name, CAST({scenario} AS VARCHAR) AS scenario,
-               {speed} AS speed, {x} AS x, {y} AS y
-        FROM {rel}
-        WHERE {disengagement}
+        SELECT * EXCLUDE (taken) FROM (
+            SELECT CAST(episode_id AS VARCHAR) AS episode_id, step, t,
+                   coalesce(CAST(lag(source) OVER (PARTITION BY episode_id ORDER BY step) AS VARCHAR), 'autopilot')
+                       AS from_source,
+                   CAST({map_name} AS VARCHAR) AS map_name, CAST({scenario} AS VARCHAR) AS scenario,
+                   {speed} AS speed, {x} AS x, {y} AS y, {disengagement} AS taken
+            FROM {rel}
+        )
+        WHERE taken
         ORDER BY episode_id, step
         """,
     )
@@ -39,15 +46,18 @@ def takeover_events(logs: str | Path) -> pd.DataFrame:
 def matched_controls(
     logs: str | Path, events: pd.DataFrame, *, window_steps: int, per_event: int = 3, seed: int = 0
 ) -> pd.DataFrame:
-    """Autopilot moments without a takeover, ``per_event`` per takeover, nearest in speed.
+    """Moments without a takeover, ``per_event`` per takeover, nearest in speed.
 
-    Candidates: autopilot rows at least ``window_steps`` into episodes that have no
-    takeover at all (a reservoir sample of at most 200 per takeover, seeded).
-    Matching is without replacement, within the same map and scenario when possible.
+    Candidates: rows driven by a source that drove before some takeover (``autopilot`` on
+    the simulator), at least ``window_steps`` into episodes that have no takeover at all
+    (a random subsample of at most 200 per takeover, seeded). Matching is without
+    replacement, within the same source, map and scenario when possible, else the same
+    source.
     """
     if events.empty:
         return events.assign(match_of=pd.Series(dtype="int64"))
     n = int(min(200 * len(events), 200_000))
+    sources = sorted(events["from_source"].unique())
     cand = query(
         logs,
         f"""
@@ -55,12 +65,14 @@ def matched_controls(
             SELECT episode_id FROM {{rel}} GROUP BY episode_id HAVING NOT bool_or({{disengagement}})
         )
         SELECT CAST(r.episode_id AS VARCHAR) AS episode_id, r.step, r.t,
+               CAST(r.source AS VARCHAR) AS source,
                CAST({{map_name}} AS VARCHAR) AS map_name, CAST({{scenario}} AS VARCHAR) AS scenario,
                {{speed}} AS speed, {{x}} AS x, {{y}} AS y
         FROM {{rel}} r JOIN clean USING (episode_id)
-        WHERE CAST(r.source AS VARCHAR) = 'autopilot' AND r.step >= {int(window_steps)}
+        WHERE list_contains(?, CAST(r.source AS VARCHAR)) AND r.step >= {int(window_steps)}
         ORDER BY r.episode_id, r.step
         """,
+        [sources],
     )
     if cand.empty:
         return cand.assign(match_of=pd.Series(dtype="int64"))
@@ -71,10 +83,13 @@ def matched_controls(
     picks, of = [], []
     speed = cand["speed"].to_numpy(dtype=float)
     for i, ev in events.reset_index(drop=True).iterrows():
-        same = (cand["map_name"].to_numpy() == ev["map_name"]) & (cand["scenario"].to_numpy() == ev["scenario"])
+        source = cand["source"].to_numpy() == ev["from_source"]
+        same = (
+            source & (cand["map_name"].to_numpy() == ev["map_name"]) & (cand["scenario"].to_numpy() == ev["scenario"])
+        )
         pool = np.flatnonzero(same & ~used)
         if len(pool) < per_event:
-            pool = np.flatnonzero(~used)
+            pool = np.flatnonzero(source & ~used)
         d = np.abs(np.nan_to_num(speed[pool], nan=1e9) - (ev["speed"] if pd.notna(ev["speed"]) else 0.0))
         # Ties broken at random, so that controls do not all come from the first episodes.
         order = np.lexsort((rng.random(len(pool)), d))[:per_event]

@@ -31,12 +31,16 @@ def render(inputs: DashboardInputs) -> None:
     if events.empty:
         st.info("No disengagements in this log.")
         return
-    c1, c2 = st.columns(2)
+    c0, c1, c2 = st.columns(3)
+    srcs = sorted(events["from_source"].unique())
     maps = sorted(events["map_name"].unique())
     scen = sorted(events["scenario"].unique())
+    pick_srcs = c0.multiselect("Driving before the takeover", srcs, default=srcs, key="dis_sources")
     pick_maps = c1.multiselect("Maps", maps, default=maps, key="dis_maps")
     pick_scen = c2.multiselect("Scenarios", scen, default=scen, key="dis_scen")
-    keep = events["map_name"].isin(pick_maps) & events["scenario"].isin(pick_scen)
+    keep = (
+        events["from_source"].isin(pick_srcs) & events["map_name"].isin(pick_maps) & events["scenario"].isin(pick_scen)
+    )
     kept = set(events.index[keep].tolist())
     controls = res["controls"]
     ctrl_keep = controls["match_of"].isin(kept) if len(controls) else pd.Series(dtype=bool)

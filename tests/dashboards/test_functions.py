@@ -120,8 +120,10 @@ def test_disengagement_windows_and_matching(sim_logs, dash_model):
     take = w[w["group"] == "takeover"]
     assert take["rel_step"].max() == 0 and take["rel_step"].min() == -res["window_steps"]
     assert take["pvalue"].between(0, 1).all()
+    assert (ev["from_source"] == "autopilot").all()  # the simulator's takeovers end autopilot driving
     ctrl = res["controls"]
     assert len(ctrl) > 0 and (ctrl.groupby("match_of").size() <= 3).all()
+    assert (ctrl["source"] == "autopilot").all()
     clean = t.groupby("episode_id")["disengagement"].any()
     assert not clean[ctrl["episode_id"]].any()  # controls come from episodes without a takeover
     summ = disengagements.window_summary(w, "speed")
