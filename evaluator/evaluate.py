@@ -1,41 +1,54 @@
 """Conservative off-policy evaluation of policy files on a driving log.
 
-For each policy: its actions on every logged state, gated by the behaviour
-density (trusted support at ``support_alpha``), feed Fitted Q Evaluation with
-density-gated pessimism (:mod:`evaluator.fqe`) for the value and every cost channel;
-importance sampling (:mod:`evaluator.importance`) serves as a cross-check; coverage
-(:mod:`evaluator.coverage`) says how much of the policy's behaviour the logs cover.
+For each policy: its actions on every logged state, gated by the behaviour density
+(trusted support at ``support_alpha``), give its coverage; the value and every cost
+channel come from the headline estimator, chosen per run from the data
+(:mod:`evaluator.headline`):
 
-The report's ``value.lower`` combines both kinds of doubt: the lower output of FQE
-(worst case after out-of-support decisions) minus the statistical margin across
-bootstrap heads. ``costs.<name>.upper`` is the mirror image for costs.
+* the learned driving model (:mod:`evaluator.model_eval`), fitted once on the log,
+  every policy driven in it from the logged starts, pessimistic in proportion to how
+  far its decisions leave the logged support (:mod:`evaluator.model_rollout`);
+* fitted Q evaluation with density-gated pessimism (:mod:`evaluator.fqe`), fitted
+  per policy.
+
+Importance sampling (:mod:`evaluator.importance`) runs beside as a cross-check.
+
+Every figure comes per bootstrap head, on Poisson resamples of the episodes drawn
+first from the seed and shared by every policy and by the logged behaviour's own
+figures, so that comparisons between them (:mod:`evaluator.gate`) are paired.
+``value.lower`` combines both kinds of doubt: the lower bound after out-of-support
+decisions minus the statistical margin across heads. ``costs.<name>.upper`` is the
+mirror image for costs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from data.errors import UsageError
-from data.policy import OnnxPolicy
 from data.policy_code import load_policy
 from density.behavior import BehaviorModel
 from evaluator.coverage import coverage_by
 from evaluator.fqe import FQEConfig, episode_bootstrap, fit_fqe
-from evaluator.importance import ISConfig, estimates, policy_logp, with_intervals
+from evaluator.headline import ESTIMATORS, Screening, Selection, choose, fqe_held_out_check, screen_members
+from evaluator.importance import ISConfig
 from evaluator.logdata import EvalData, load_eval_data
-from evaluator.policy_view import (
-    behavior_logp_arrays,
-    episode_keys,
-    support_level,
-    to_policy_view,
-    view_arrays,
+from evaluator.model_based import ModelConfig
+from evaluator.model_eval import ModelEvaluator, episode_returns
+from evaluator.model_rollout import RolloutSettings
+from evaluator.policy_entry import (
+    HeadFigures,
+    figures_block,
+    heads_dict,
+    importance_block,
+    interval_multiplier,
 )
+from evaluator.policy_view import behavior_logp_arrays, episode_keys, support_level, to_policy_view, view_arrays
 
 
 @dataclass(frozen=True)
@@ -51,27 +64,36 @@ class EvaluateConfig:
         than the flags' default: over a long episode, false alarms at 0.01 per
         decision would gate almost every trajectory.
     trust_alpha : float
-        Conformal level above which the Q-function is evaluated at the policy's own
-        action; below it, at the action pulled back toward the logged one until it
-        reaches this level (a neural Q extrapolated into sparsely covered actions
-        makes fitted Q iterations unstable).
+        (FQE) Conformal level above which the Q-function is evaluated at the policy's
+        own action; below it, at the action pulled back toward the logged one.
     confidence : float
         Of the intervals.
+    heads : int
+        Bootstrap heads of whichever estimator runs (and of the paired comparisons).
+    estimator : {"auto", "model", "fqe"}
+        The headline estimator; ``auto`` applies the rule of :mod:`evaluator.headline`.
+    tolerance : float
+        That rule's tolerance on the model's held-out relative error.
     next_samples : int
-        Actions drawn per state for a stochastic policy.
+        (FQE) Actions drawn per state for a stochastic policy.
     cell : float
         Map cell size for coverage, m.
     seed : int
-    fqe, importance : configs of the estimators
+    model, rollout, fqe, importance : configs of the estimators
     """
 
     gamma: float = 0.99
     support_alpha: float = 0.001
     trust_alpha: float = 0.05
     confidence: float = 0.95
+    heads: int = 10
+    estimator: str = "auto"
+    tolerance: float = 0.1
     next_samples: int = 8
     cell: float = 25.0
     seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    rollout: RolloutSettings = field(default_factory=RolloutSettings)
     fqe: FQEConfig = field(default_factory=FQEConfig)
     importance: ISConfig = field(default_factory=ISConfig)
 
@@ -83,13 +105,21 @@ class EvaluateConfig:
             raise UsageError(f"--support-alpha must lie in (0, 1), got {self.support_alpha}", "e.g. 0.001")
         if not 0.5 <= self.confidence < 1.0:
             raise UsageError(f"confidence must lie in [0.5, 1), got {self.confidence}", "e.g. 0.95")
-        if self.fqe.heads < 2:
-            raise UsageError("FQE needs at least 2 bootstrap heads", "use --heads 5")
-        if self.fqe.pessimism not in ("terminal", "horizon"):
-            raise UsageError(f"unknown pessimism '{self.fqe.pessimism}'", "use terminal or horizon")
+        if self.heads < 2:
+            raise UsageError(f"the estimators need at least 2 bootstrap heads, got {self.heads}", "use --heads 10")
+        if self.estimator not in ESTIMATORS:
+            raise UsageError(f"unknown estimator {self.estimator!r}", f"use one of {', '.join(ESTIMATORS)}")
+        if self.fqe.pessimism not in ("terminal", "horizon") or self.rollout.pessimism not in ("terminal", "horizon"):
+            raise UsageError("unknown pessimism", "use terminal or horizon")
+        self.model.validate()
+
+    @property
+    def fqe_config(self) -> FQEConfig:
+        """FQE's settings with this evaluation's heads."""
+        return replace(self.fqe, heads=self.heads)
 
 
-def policy_view(data: EvalData, policy: OnnxPolicy, model: BehaviorModel, config: EvaluateConfig, seed: int):
+def policy_view(data: EvalData, policy, model: BehaviorModel, config: EvaluateConfig, seed: int):
     """The policy's actions at every logged state, their support gates, mean and log-std (local engine)."""
     arrays = view_arrays(
         data.obs,
@@ -108,161 +138,23 @@ def policy_view(data: EvalData, policy: OnnxPolicy, model: BehaviorModel, config
     return to_policy_view(arrays)
 
 
-def _summary(values: np.ndarray, t: float) -> tuple[float, float]:
-    return float(values.mean()), float(values.std(ddof=1) * t)
-
-
-def evaluate_policy(
-    data: EvalData,
-    path: str | Path,
-    model: BehaviorModel,
-    logp_mu: np.ndarray,
-    config: EvaluateConfig,
-    *,
-    on_iteration: Callable[[int, float], None] | None = None,
-    allow_code: bool = False,
-    view: dict | None = None,
+def behavior_value(
+    data: EvalData, config: EvaluateConfig, returns: np.ndarray | None = None, keep: np.ndarray | None = None
 ) -> dict:
-    """Evaluate one policy file; the report entry of contract section 3.
-
-    ``view``: the output of :func:`evaluator.policy_view.view_arrays` for every row of
-    ``data`` in order, when another engine computed it (Ray); computed here otherwise.
-
-    ``heads`` holds the per-head figures behind the intervals (value and each cost:
-    plain, lower, upper), on the episode resamples shared by every policy of the
-    evaluation, for paired comparisons (:mod:`evaluator.gate`).
-    """
-    policy = load_policy(path, obs_names=data.obs_names, action_names=data.action_names, allow_code=allow_code)
-    seed = config.seed
-    if view is None:
-        view, mean, log_std = policy_view(data, policy, model, config, seed)
-    else:
-        view, mean, log_std = to_policy_view(view)
-    fqe = fit_fqe(data, view, config.fqe, gamma=config.gamma, seed=seed, on_iteration=on_iteration)
-    e = config.fqe.heads
-    t = float(stats.t.ppf(0.5 + config.confidence / 2, e - 1)) * np.sqrt(1 + 1 / e)
-    est, _ = _summary(fqe.mid[:, 0], t)
-    lo, lo_m = _summary(fqe.lo[:, 0], t)
-    hi, hi_m = _summary(fqe.hi[:, 0], t)
-    mid_m = _summary(fqe.mid[:, 0], t)[1]
-    coverage = float(1.0 - view.gate.mean())
-    entry: dict = {
-        "name": policy.name,
-        "file": str(path),
-        "stochastic": policy.stochastic,
-        "value": {
-            "estimate": est,
-            "lower": lo - lo_m,
-            "upper": hi + hi_m,
-            "confidence": config.confidence,
-            "statistical": {"lower": est - mid_m, "upper": est + mid_m},
-            "identification": {"lower": lo, "upper": hi},
-        },
-        "coverage": coverage,
-        "ood_rate": 1.0 - coverage,
-        "coverage_by": coverage_by(
-            view.gate,
-            data,
-            config.cell,
-            {f"cost_{name}": fqe.v_state[:, j] for j, name in enumerate(data.cost_names, start=1)},
-        ),
-        "costs": {},
-        "heads": _heads(fqe.mid, fqe.lo, fqe.hi, data.cost_names),
-    }
-    for j, name in enumerate(data.cost_names, start=1):
-        c_est, _ = _summary(fqe.mid[:, j], t)
-        c_lo, c_lo_m = _summary(fqe.lo[:, j], t)
-        c_hi, c_hi_m = _summary(fqe.hi[:, j], t)
-        entry["costs"][name] = {
-            "estimate": c_est,
-            "lower": max(0.0, c_lo - c_lo_m),
-            "upper": c_hi + c_hi_m,
-            "confidence": config.confidence,
-        }
-    if "disengagement" in entry["costs"]:
-        entry["disengagement_rate"] = entry["costs"]["disengagement"]
-
-    # Importance sampling cross-checks (value channel), overall and per source.
-    kernel = config.importance.bandwidth * (data.action.std(axis=0) + 1e-6)
-    log_pi = policy_logp(data.action.astype(np.float64), mean, log_std, kernel)
-    log_rho = log_pi - logp_mu
-    start_source = data.source[data.starts][data.episode]
-
-    def run(subset: np.ndarray | None, channel: np.ndarray, q: np.ndarray, v: np.ndarray) -> dict:
-        rows = np.arange(data.n) if subset is None else np.flatnonzero(subset)
-        _, ep = np.unique(data.episode[rows], return_inverse=True)
-        n_ep = int(ep.max()) + 1
-
-        def fn(w):
-            return estimates(
-                reward=channel[rows],
-                log_rho=log_rho[rows],
-                episode=ep,
-                step=data.step[rows],
-                gamma=config.gamma,
-                clip=config.importance.clip,
-                q_logged=q[rows],
-                v_state=v[rows],
-                episode_weights=w,
-            )
-
-        return with_intervals(fn, n_ep, config.importance.bootstrap, seed, config.confidence)
-
-    is_all = run(None, data.reward, fqe.q_logged[:, 0], fqe.v_state[:, 0])
-    entry["estimators"] = {
-        "fqe": {"estimate": est, "lower": est - mid_m, "upper": est + mid_m, "confidence": config.confidence},
-        "fqe_pessimistic": {"lower": lo - lo_m, "upper": hi + hi_m, "confidence": config.confidence},
-        **{k: v for k, v in is_all.items() if k != "diagnostics"},
-        "by_source": {
-            str(s): {
-                k: v for k, v in run(start_source == s, data.reward, fqe.q_logged[:, 0], fqe.v_state[:, 0]).items()
-            }
-            for s in np.unique(start_source.astype(str))
-        },
-    }
-    entry["diagnostics"] = {
-        "fqe_final_loss": float(fqe.losses[-1]),
-        "fqe_heads": e,
-        "importance_ess": is_all["diagnostics"]["ess"],
-        "importance_ess_share": is_all["diagnostics"]["ess_share"],
-        "behavior_logp_rows": int(np.isfinite(data.behavior_logp).sum()),
-        "kernel_bandwidth": None if log_std is not None else kernel.tolist(),
-        "support_alpha": config.support_alpha,
-        "support_alpha_used": support_level(model, config.support_alpha),
-    }
-    return entry
-
-
-def _heads(mid: np.ndarray, lo: np.ndarray, hi: np.ndarray, cost_names: Sequence[str]) -> dict:
-    def one(j: int) -> dict:
-        return {"estimate": mid[:, j].tolist(), "lower": lo[:, j].tolist(), "upper": hi[:, j].tolist()}
-
-    return {"value": one(0), "costs": {name: one(j) for j, name in enumerate(cost_names, start=1)}}
-
-
-def behavior_value(data: EvalData, config: EvaluateConfig, returns: np.ndarray | None = None) -> dict:
     """Value and costs of the logged behaviour itself: Monte Carlo over the logged episodes.
 
-    Computed on the same Poisson episode resamples as FQE's heads, so that a policy
-    can be compared with the behaviour pairwise. No identification part: the logs
-    are the behaviour's own outcomes. ``returns``: the (episodes, 1 + C) discounted
-    returns when another engine summed them (Ray).
+    Computed on the same Poisson episode resamples as the estimators' heads, so that a
+    policy can be compared with the behaviour pairwise. No identification part: the
+    logs are the behaviour's own outcomes. ``returns``: the (episodes, 1 + C)
+    discounted returns when another engine summed them (Ray). ``keep``: the heads the
+    run kept (see :func:`evaluator.headline.screen_members`).
     """
-    e = config.fqe.heads
-    w = episode_bootstrap(np.random.default_rng(config.seed), e, data.n_episodes)
-    if returns is None:
-        disc = config.gamma ** data.step.astype(np.float64)
-        channels = np.column_stack([data.reward, data.costs]) if data.costs.size else data.reward[:, None]
-        returns = np.stack(
-            [
-                np.bincount(data.episode, weights=disc * channels[:, j], minlength=data.n_episodes)
-                for j in range(channels.shape[1])
-            ],
-            axis=1,
-        )
-    ret = returns
+    w = episode_bootstrap(np.random.default_rng(config.seed), config.heads, data.n_episodes)
+    if keep is not None:
+        w = w[keep]
+    ret = episode_returns(data, config.gamma) if returns is None else returns
     per_head = (w @ ret) / w.sum(axis=1, keepdims=True)  # (E, C)
-    t = float(stats.t.ppf(0.5 + config.confidence / 2, e - 1)) * np.sqrt(1 + 1 / e)
+    t = interval_multiplier(config.confidence, len(w))
     point = ret.mean(axis=0)
     margin = per_head.std(axis=0, ddof=1) * t
 
@@ -279,13 +171,159 @@ def behavior_value(data: EvalData, config: EvaluateConfig, returns: np.ndarray |
         "name": "behavior",
         "value": fig(0),
         "costs": {name: fig(j, 0.0) for j, name in enumerate(data.cost_names, start=1)},
-        "heads": _heads(per_head, per_head, per_head, data.cost_names),
+        "heads": heads_dict(per_head, per_head, per_head, data.cost_names),
     }
 
 
 def behavior_log_density(data: EvalData, model: BehaviorModel) -> np.ndarray:
     """log mu(a | s) of every logged action: logged ``behavior_logp`` where known, else the model's."""
     return behavior_logp_arrays(data.obs, data.action, data.behavior_logp, model)
+
+
+class _Headline:
+    """The chosen estimator, ready to give each policy's per-head figures."""
+
+    def __init__(self, data, bm, config, returns, on_stage, on_iteration) -> None:
+        self.data, self.config, self.on_iteration = data, config, on_iteration
+        weights = episode_bootstrap(np.random.default_rng(config.seed), config.heads, data.n_episodes)
+        self.model: ModelEvaluator | None = None
+        model_check = None
+        n_ch = 1 + len(data.cost_names)
+        self.screening = Screening(np.ones(config.heads, dtype=bool), np.zeros((config.heads, n_ch)))
+        if config.estimator in ("auto", "model"):
+            on_stage(f"fitting the driving model ({config.heads} heads, {config.model.steps} steps)")
+            self.model = ModelEvaluator(
+                data,
+                bm,
+                weights,
+                config=replace(config.model, heads=config.heads),
+                settings=config.rollout,
+                gamma=config.gamma,
+                support_alpha=support_level(bm, config.support_alpha),
+                seed=config.seed,
+            )
+            on_stage("driving the logged behaviour in the model (held-out check)")
+            raw = self.model.behavior_check(returns)
+            if raw is None:
+                raw = self.model.held_out_check(returns, anchor_steps=10)
+            self.screening, model_check = screen_members(raw, config.heads, n_ch, config.tolerance)
+
+        def fqe_check():
+            on_stage("checking FQE of the logged behaviour on held-out episodes")
+            return fqe_held_out_check(data, config.fqe_config, weights, returns, gamma=config.gamma, seed=config.seed)
+
+        self.selection: Selection = choose(
+            config.estimator, model_check=model_check, fqe_check=fqe_check, tolerance=config.tolerance
+        )
+        if self.selection.chosen != "model":
+            self.screening = Screening(np.ones(config.heads, dtype=bool), self.screening.bias * 0)
+
+    @property
+    def keep(self) -> np.ndarray:
+        """The ensemble members (bootstrap heads) the report keeps."""
+        return self.screening.keep
+
+    def figures(self, policy, view) -> HeadFigures:
+        if self.selection.chosen == "model":
+            res = self.model.run(self.model.policy_actions(policy))
+            ph = self.model.per_head(res)
+            diag = {
+                "simulated_outside_support": ph.outside,
+                "simulated_failure_mass": ph.hazard,
+            }
+            per_row = self.model.cost_to_go(policy)
+            v_state = np.column_stack([np.full(len(per_row), np.nan), per_row])
+            k = self.keep
+            # Only the value is corrected: a cost's upper bound must not lean on the assumption
+            # that the model's error on the behaviour carries over (on the benchmark, correcting
+            # the headway channel pushed its upper bounds below the truth).
+            bias = np.zeros_like(self.screening.bias[k])
+            bias[:, 0] = self.screening.bias[k, 0]
+            mid, lo, hi = (x[k] - bias for x in (ph.mid, ph.lo, ph.hi))
+            diag["members_kept"] = int(k.sum())
+            return HeadFigures(mid, lo, hi, "model", diag, v_state=v_state, cell_horizon_s=True)
+        fqe = fit_fqe(
+            self.data,
+            view,
+            self.config.fqe_config,
+            gamma=self.config.gamma,
+            seed=self.config.seed,
+            on_iteration=self.on_iteration,
+        )
+        diag = {"fqe_final_loss": float(fqe.losses[-1])}
+        return HeadFigures(fqe.mid, fqe.lo, fqe.hi, "fqe", diag, fqe.q_logged, fqe.v_state)
+
+
+def evaluate_policy(
+    data: EvalData,
+    path: str | Path,
+    model: BehaviorModel,
+    logp_mu: np.ndarray,
+    config: EvaluateConfig,
+    headline: _Headline,
+    *,
+    allow_code: bool = False,
+    view: dict | None = None,
+) -> dict:
+    """Evaluate one policy file; the report entry of contract section 3.
+
+    ``view``: the output of :func:`evaluator.policy_view.view_arrays` for every row of
+    ``data`` in order, when another engine computed it (Ray); computed here otherwise.
+    ``heads`` holds the per-head figures behind the intervals, for paired comparisons.
+    """
+    policy = load_policy(path, obs_names=data.obs_names, action_names=data.action_names, allow_code=allow_code)
+    if view is None:
+        pv, mean, log_std = policy_view(data, policy, model, config, config.seed)
+    else:
+        pv, mean, log_std = to_policy_view(view)
+    fig = headline.figures(policy, pv)
+    value, costs = figures_block(fig, data.cost_names, config.confidence)
+    coverage = float(1.0 - pv.gate.mean())
+    per_row = {}
+    if fig.v_state is not None:
+        per_row = {f"cost_{name}": fig.v_state[:, j] for j, name in enumerate(data.cost_names, start=1)}
+    q_fig = fig if fig.q_logged is not None else replace(fig, v_state=None)
+    is_block, is_diag = importance_block(
+        data,
+        q_fig,
+        mean,
+        log_std,
+        logp_mu,
+        gamma=config.gamma,
+        confidence=config.confidence,
+        config=config.importance,
+        seed=config.seed,
+    )
+    entry: dict = {
+        "name": policy.name,
+        "file": str(path),
+        "stochastic": policy.stochastic,
+        "value": value,
+        "coverage": coverage,
+        "ood_rate": 1.0 - coverage,
+        "coverage_by": coverage_by(pv.gate, data, config.cell, per_row),
+        "costs": costs,
+        "heads": heads_dict(fig.mid, fig.lo, fig.hi, data.cost_names),
+        "estimators": {
+            fig.estimator: {k: value[k] for k in ("estimate", "lower", "upper", "confidence")},
+            **is_block,
+        },
+        "diagnostics": {
+            "estimator": fig.estimator,
+            "heads": int(fig.mid.shape[0]),
+            **fig.diagnostics,
+            **is_diag,
+            "behavior_logp_rows": int(np.isfinite(data.behavior_logp).sum()),
+            "support_alpha": config.support_alpha,
+            "support_alpha_used": support_level(model, config.support_alpha),
+        },
+    }
+    if fig.cell_horizon_s:
+        # The model's per-cell costs look a few seconds ahead, not to the end of the episode.
+        entry["coverage_by"]["map_region"]["cost_horizon_steps"] = 25
+    if "disengagement" in costs:
+        entry["disengagement_rate"] = costs["disengagement"]
+    return entry
 
 
 def evaluate(
@@ -357,6 +395,8 @@ def evaluate(
             logp_mu = rows.behavior_logp()
         else:
             logp_mu = behavior_log_density(data, bm)
+        returns = rows.episode_returns() if rows else episode_returns(data, config.gamma)
+        headline = _Headline(data, bm, config, returns, stage, on_iteration)
         report = {
             "roadworthy_version": __version__,
             "gamma": config.gamma,
@@ -367,17 +407,17 @@ def evaluate(
             "episodes": data.n_episodes,
             "horizon_steps": data.horizon,
             "reward_range": list(data.reward_range),
+            "estimator": headline.selection.to_dict(),
+            "surrogates": data.surrogate.describe() if data.surrogate is not None else {},
             "config": _config_dict(config),
-            "behavior": behavior_value(data, config, rows.episode_returns() if rows else None),
+            "behavior": behavior_value(data, config, returns, headline.keep),
             "policies": [],
         }
         for path in policies:
             stage(f"evaluating {Path(path).name}")
             view = rows.view(path) if rows else None
             report["policies"].append(
-                evaluate_policy(
-                    data, path, bm, logp_mu, config, on_iteration=on_iteration, allow_code=allow_code, view=view
-                )
+                evaluate_policy(data, path, bm, logp_mu, config, headline, allow_code=allow_code, view=view)
             )
             if on_policy:
                 on_policy(report["policies"][-1])
@@ -387,4 +427,7 @@ def evaluate(
 def _config_dict(config: EvaluateConfig) -> dict:
     d = asdict(config)
     d["fqe"]["hidden"] = list(d["fqe"]["hidden"])
+    d["model"]["hidden"] = list(d["model"]["hidden"])
+    d["fqe"]["heads"] = config.heads
+    d["model"]["heads"] = config.heads
     return d

@@ -73,6 +73,16 @@ class FQEConfig:
     failure_prob: float = 0.5
 
 
+def logged_view(data: EvalData) -> PolicyView:
+    """The logged behaviour as a policy view: its own next action at every row, never gated.
+
+    Fitted Q evaluation of this view is SARSA: it estimates the behaviour's own value,
+    which the logged returns show, so it can be checked on held-out episodes.
+    """
+    acts = data.action.astype(np.float64)[:, None, :]
+    return PolicyView(acts, np.zeros((data.n, 1), dtype=bool), acts)
+
+
 @dataclass
 class PolicyView:
     """What a policy does on the logged states (computed once per policy).
@@ -103,6 +113,7 @@ class FQEResult:
     head_weights: np.ndarray  # (E, n_episodes) bootstrap weights
     q_logged: np.ndarray  # (N, C) plain Q of the logged (s, a), mean over heads
     v_state: np.ndarray  # (N, C) plain V(s_t) under the policy, mean over heads
+    start_mid: np.ndarray | None = None  # (E, S, C) plain value of each logged start, per head
 
 
 def pessimistic_values(data: EvalData, to_go: np.ndarray, gamma: float, mode: str) -> tuple[np.ndarray, np.ndarray]:
@@ -305,4 +316,4 @@ def fit_fqe(
         channel_scale,
     )[..., MID]
     v_state = qv.reshape(e, n, k, -1).mean(2).mean(0)
-    return FQEResult(mid, lo, hi, losses, ep_w, q_logged, v_state)
+    return FQEResult(mid, lo, hi, losses, ep_w, q_logged, v_state, v_mid)

@@ -126,7 +126,7 @@ def verdict(report: dict, candidate: str, baseline: str, config: GateConfig) -> 
         )
     )
 
-    channels = config.costs.channels or sorted(cand["costs"])
+    channels = config.costs.gated(sorted(cand["costs"]))
     for ch in channels:
         if ch not in cand["costs"] or ch not in base["costs"]:
             checks.append(
@@ -144,7 +144,7 @@ def verdict(report: dict, candidate: str, baseline: str, config: GateConfig) -> 
             diff, high = _paired(
                 cand["heads"]["costs"][ch]["upper"], base["heads"]["costs"][ch]["estimate"], conf, "upper"
             )
-            thr = config.costs.margin + config.costs.relative_margin * abs(base["costs"][ch]["estimate"])
+            thr = config.costs.margin_for(ch) + config.costs.relative_margin * abs(base["costs"][ch]["estimate"])
             ok = high <= thr
             checks.append(
                 _check(

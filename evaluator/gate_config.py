@@ -9,10 +9,12 @@ Example (every key, with its default)::
     [evaluation]            # how candidate and baseline are evaluated
     gamma = 0.99
     seed = 0
-    heads = 5               # bootstrap heads of FQE (and of the paired differences)
-    iterations = 0          # fitted Q iterations, 0: horizon + 20
+    heads = 10              # bootstrap heads (and of the paired differences)
+    estimator = "auto"      # "auto" (the rule of docs/evaluator.md), "model" or "fqe"
+    model_steps = 1500      # gradient steps of the learned driving model
+    iterations = 0          # FQE: fitted Q iterations, 0: horizon + 20
     steps_per_iteration = 80
-    hidden_units = 64       # width of the two hidden layers of the Q-networks
+    hidden_units = 64       # FQE: width of the two hidden layers of the Q-networks
     pessimism = "terminal"  # or "horizon"
     support_alpha = 0.001
     confidence = 0.95
@@ -28,9 +30,13 @@ Example (every key, with its default)::
 
     [costs]                 # per cost channel: candidate's pessimistic cost vs the baseline's
     enabled = true
-    channels = []           # [] = every channel in the log
-    margin = 0.05           # absolute, expected discounted cost
+    channels = []           # [] = every channel in the log but disengagement
+    margin = 0.02           # absolute, expected discounted cost (crash channels: a probability)
     relative_margin = 0.5   # share of the baseline's cost estimate
+
+    [costs.margins]         # absolute margins of single channels (instead of margin)
+    ttc = 0.5               # expected discounted number of steps with TTC below 1.5 s
+    headway = 1.0           # ... with time headway below 0.5 s
 
     [costs.limits]          # absolute limits on the candidate's pessimistic cost (none by default)
     collision = 0.1
@@ -57,7 +63,9 @@ class EvaluationSection:
 
     gamma: float = 0.99
     seed: int = 0
-    heads: int = 5
+    heads: int = 10
+    estimator: str = "auto"
+    model_steps: int = 1500
     iterations: int = 0
     steps_per_iteration: int = 80
     hidden_units: int = 64
@@ -72,7 +80,9 @@ class EvaluationSection:
         return cls(
             gamma=config.gamma,
             seed=config.seed,
-            heads=config.fqe.heads,
+            heads=config.heads,
+            estimator=config.estimator,
+            model_steps=config.model.steps,
             iterations=config.fqe.iterations,
             steps_per_iteration=config.fqe.steps_per_iteration,
             hidden_units=config.fqe.hidden[0],
@@ -99,15 +109,30 @@ class CoverageSection:
     min: float = 0.95
 
 
+#: Channels the gate leaves out unless named: a takeover is the safety driver's call,
+#: counted only where an autopilot drove, and has no closed-loop truth; the surrogate
+#: channels measure the risky moments that trigger takeovers directly.
+NOT_GATED_BY_DEFAULT = ("disengagement",)
+
+
 @dataclass(frozen=True)
 class CostsSection:
     """Per cost channel: upper bound of (candidate - baseline) <= margin; absolute limits."""
 
     enabled: bool = True
     channels: list[str] = field(default_factory=list)
-    margin: float = 0.05
+    margin: float = 0.02
     relative_margin: float = 0.5
+    margins: dict[str, float] = field(default_factory=lambda: {"ttc": 0.5, "headway": 1.0})
     limits: dict[str, float] = field(default_factory=dict)
+
+    def margin_for(self, channel: str) -> float:
+        """Absolute margin of one channel."""
+        return self.margins.get(channel, self.margin)
+
+    def gated(self, available: list[str]) -> list[str]:
+        """The channels checked: those named, or every available one but the default exclusions."""
+        return list(self.channels) or [c for c in available if c not in NOT_GATED_BY_DEFAULT]
 
 
 @dataclass(frozen=True)
@@ -138,6 +163,8 @@ class GateConfig:
 
         from evaluator.evaluate import EvaluateConfig
         from evaluator.fqe import FQEConfig
+        from evaluator.model_based import ModelConfig
+        from evaluator.model_rollout import RolloutSettings
 
         ev = self.evaluation
         fqe = replace(
@@ -149,7 +176,15 @@ class GateConfig:
             pessimism=ev.pessimism,
         )
         return EvaluateConfig(
-            gamma=ev.gamma, seed=ev.seed, support_alpha=ev.support_alpha, confidence=ev.confidence, fqe=fqe
+            gamma=ev.gamma,
+            seed=ev.seed,
+            heads=ev.heads,
+            estimator=ev.estimator,
+            support_alpha=ev.support_alpha,
+            confidence=ev.confidence,
+            fqe=fqe,
+            model=replace(ModelConfig(), steps=ev.model_steps, heads=ev.heads),
+            rollout=replace(RolloutSettings(), pessimism=ev.pessimism),
         )
 
 
@@ -223,6 +258,11 @@ def parse_gate_config(raw: dict, source: str = "gate config") -> GateConfig:
         )
     hints = typing.get_type_hints(GateConfig)
     cfg = GateConfig(**{k: _section(hints[k], v, f"{source}: [{k}]") for k, v in raw.items()})
+    if "margins" in raw.get("costs", {}):
+        # A file names the channels whose margin it changes; the others keep theirs.
+        from dataclasses import replace
+
+        cfg = replace(cfg, costs=replace(cfg.costs, margins=CostsSection().margins | cfg.costs.margins))
     _check_ranges(cfg, source)
     return cfg
 
@@ -239,6 +279,10 @@ def _check_ranges(cfg: GateConfig, source: str) -> None:
             "iterations must be >= 0, steps_per_iteration and hidden_units >= 1",
             "e.g. iterations = 0, steps_per_iteration = 80, hidden_units = 64",
         )
+    if ev.estimator not in ("auto", "model", "fqe"):
+        raise _fail(f"{source}: [evaluation].estimator", f"got {ev.estimator!r}", 'use "auto", "model" or "fqe"')
+    if ev.model_steps < 1:
+        raise _fail(f"{source}: [evaluation].model_steps", f"must be >= 1, got {ev.model_steps}", "e.g. 1500")
     if ev.pessimism not in ("terminal", "horizon"):
         raise _fail(f"{source}: [evaluation].pessimism", f"got {ev.pessimism!r}", 'use "terminal" or "horizon"')
     if not 0.0 < ev.support_alpha < 1.0:
@@ -256,6 +300,7 @@ def _check_ranges(cfg: GateConfig, source: str) -> None:
         ("[value].relative_margin", cfg.value.relative_margin),
         ("[costs].margin", cfg.costs.margin),
         ("[costs].relative_margin", cfg.costs.relative_margin),
+        *((f"[costs.margins].{k}", v) for k, v in cfg.costs.margins.items()),
     ):
         if v < 0:
             raise _fail(f"{source}: {name}", f"must not be negative, got {v}", "margins are tolerances, >= 0")

@@ -22,6 +22,8 @@ import numpy as np
 from data.dataset import LogDataset, scan_logs
 from data.errors import UsageError
 from data.schema import cost_columns, cost_name
+from data.surrogates import CHANNELS as SURROGATES
+from data.surrogates import SurrogateSpec
 from data.transitions import iter_transitions
 
 _EXTRA = ("source", "behavior_logp", "scenario", "map_name", "x", "y", "disengagement")
@@ -38,6 +40,8 @@ class EvalData:
     reward : (N,) float64
     costs : (N, C) float64, columns named by ``cost_names``
     cont : (N,) float32, 1 where the value of the next state continues the return
+    terminal : (N,) bool, the row ended its episode in an absorbing state
+    has_next : (N,) bool, ``next_obs`` is a real next state (the episode goes on)
     episode : (N,) int64, episode index; ``starts`` are the rows of step 0
     step, to_go, next_to_go : (N,) steps from the start and to the horizon
     source, scenario, map_name : (N,) object
@@ -54,6 +58,8 @@ class EvalData:
     costs: np.ndarray
     cost_names: list[str]
     cont: np.ndarray
+    terminal: np.ndarray
+    has_next: np.ndarray
     episode: np.ndarray
     episode_ids: list[str]
     starts: np.ndarray
@@ -72,6 +78,12 @@ class EvalData:
     action_names: tuple[str, ...]
     action_low: np.ndarray
     action_high: np.ndarray
+    #: Surrogate safety measures declared by the log's metadata, computed from ``obs``
+    #: (the last ``len(surrogate_names)`` cost channels).
+    surrogate: SurrogateSpec | None = None
+    surrogate_names: tuple[str, ...] = ()
+    #: Control period, s.
+    dt: float = 0.1
 
     @property
     def n(self) -> int:
@@ -84,8 +96,12 @@ class EvalData:
         return len(self.starts)
 
 
-def load_eval_data(logs: str | Path | LogDataset, *, on_rows=None) -> EvalData:
+def load_eval_data(logs: str | Path | LogDataset, *, on_rows=None, surrogates: bool = True) -> EvalData:
     """Read a log into :class:`EvalData`.
+
+    With ``surrogates`` and a log whose metadata declares its safety features
+    (:mod:`data.surrogates`), the surrogate channels ``ttc`` and ``headway`` are added
+    to the cost channels (a log's own ``cost_ttc`` or ``cost_headway`` takes precedence).
 
     Raises
     ------
@@ -129,6 +145,15 @@ def load_eval_data(logs: str | Path | LogDataset, *, on_rows=None) -> EvalData:
         cost_arr[:, -1] = np.asarray(cat["disengagement"], dtype=np.float64)
         names.append("disengagement")
 
+    spec = SurrogateSpec.from_metadata(meta.extra, meta.obs_names) if surrogates else None
+    sur_names: tuple[str, ...] = ()
+    if spec is not None:
+        keep = [j for j, c in enumerate(SURROGATES) if c not in names]
+        sur_names = tuple(SURROGATES[j] for j in keep)
+        if keep:
+            cost_arr = np.hstack([cost_arr, spec.costs(cat["obs"])[:, keep]])
+            names.extend(sur_names)
+
     def col(name, fill):
         if name not in cat:
             return np.full(n, fill, dtype=object if isinstance(fill, str) else np.float64)
@@ -151,6 +176,8 @@ def load_eval_data(logs: str | Path | LogDataset, *, on_rows=None) -> EvalData:
         costs=cost_arr,
         cost_names=names,
         cont=cont,
+        terminal=cat["terminal"].astype(bool),
+        has_next=~last,
         episode=episode.astype(np.int64),
         episode_ids=ep_ids.tolist(),
         starts=starts,
@@ -169,4 +196,7 @@ def load_eval_data(logs: str | Path | LogDataset, *, on_rows=None) -> EvalData:
         action_names=meta.action_names,
         action_low=np.asarray(meta.action_low),
         action_high=np.asarray(meta.action_high),
+        surrogate=spec,
+        surrogate_names=sur_names,
+        dt=float(meta.dt),
     )

@@ -208,7 +208,8 @@ class RayRowWork:
         """(n_episodes, 1 + C) discounted returns of reward and each cost, by a Ray groupby sum."""
         from data.ray_engine import read_logs
 
-        names = ["reward", *self.data.cost_names]
+        surrogate = set(self.data.surrogate_names)
+        names = ["reward", *(c for c in self.data.cost_names if c not in surrogate)]
         # Report names drop the cost_ prefix of their log columns (data.schema.cost_name).
         channels = [n if n in ("reward", "collision", "off_road", "disengagement") else f"cost_{n}" for n in names]
         ds = read_logs(self.logs, ["episode_id", "step", *channels]).map_batches(
@@ -217,6 +218,14 @@ class RayRowWork:
         sums = ds.groupby("episode_id").sum(channels).to_pandas()
         sums = sums.rename(columns={f"sum({c})": c for c in channels})
         pos = pd.Index(np.asarray(self.data.episode_ids, dtype=object)).get_indexer(sums["episode_id"].astype(str))
-        out = np.zeros((len(self.data.episode_ids), len(channels)))
-        out[pos] = sums[channels].to_numpy(dtype=np.float64)
+        logged = np.zeros((len(self.data.episode_ids), len(channels)))
+        logged[pos] = sums[channels].to_numpy(dtype=np.float64)
+        if not surrogate:
+            return logged
+        # Surrogate channels are functions of obs, computed from the arrays the driver holds.
+        from evaluator.model_eval import episode_returns
+
+        out = episode_returns(self.data, self.config.gamma)
+        keep = [0, *(1 + j for j, c in enumerate(self.data.cost_names) if c not in surrogate)]
+        out[:, keep] = logged
         return out

@@ -75,9 +75,12 @@ def test_evaluate_report_matches_within_tolerance(sim_logs, model_dir):
     from evaluator.evaluate import EvaluateConfig, evaluate
     from evaluator.fqe import FQEConfig
     from evaluator.importance import ISConfig
+    from evaluator.model_based import ModelConfig
 
     config = EvaluateConfig(
-        fqe=FQEConfig(heads=2, hidden=(16, 16), iterations=8, steps_per_iteration=5, batch_size=256),
+        heads=2,
+        model=ModelConfig(hidden=(16, 16), steps=30, components=2, batch_size=256),
+        fqe=FQEConfig(hidden=(16, 16), iterations=8, steps_per_iteration=5, batch_size=256),
         importance=ISConfig(bootstrap=10),
     )
     paths = [example_policy_path("swerve"), example_policy_path("stochastic")]

@@ -26,11 +26,20 @@ from data.roads import road_table, roads_path, write_roads
 from data.schema import LogMetadata, arrow_schema
 from data.sim.drivers import ACTION_HIGH, ACTION_LOW
 from data.sim.episodes import EpisodeRecord, FleetConfig, FleetController, run_episode
-from data.sim.features import ACTION_NAMES, OBS_NAMES
+from data.sim.features import ACTION_NAMES, OBS_NAMES, SENSOR_RANGE
 from data.sim.highway import REWARD_RANGE, HighwayConfig, HighwaySim
+from data.surrogates import META_KEY as SURROGATE_KEY
 from data.writer import LogWriter, replace_dir
 
 OPTIONAL = ("collision", "off_road", "disengagement", "behavior_logp", "x", "y", "yaw", "speed", "map_name", "scenario")
+#: Which features carry the surrogate safety measures' inputs (``data.surrogates``).
+SAFETY_FEATURES = {
+    "speed": "speed_mps",
+    "lead_gap": "lead_gap_m",
+    "lead_rel_speed": "lead_rel_speed_mps",
+    "no_lead_gap": SENSOR_RANGE,
+    "road_edges": ["dist_left_edge_m", "dist_right_edge_m"],
+}
 FRAME = "left-handed: x along the road, y to the right of travel, metres; yaw in rad, positive turns right"
 
 
@@ -38,6 +47,7 @@ def log_metadata(config: HighwayConfig, extra: dict | None = None) -> LogMetadat
     """Schema metadata of logs from the embedded simulator."""
     info = {"simulator": json.dumps("highway-env"), "reward_range": json.dumps(list(REWARD_RANGE))}
     info["frame"] = json.dumps(FRAME)
+    info[SURROGATE_KEY] = json.dumps(SAFETY_FEATURES)
     for k, v in (extra or {}).items():
         info[k] = json.dumps(v)
     return LogMetadata(

@@ -63,6 +63,24 @@ class DriverParams:
         When > 0, the driver swerves right instead of braking whenever a closing
         lead vehicle is nearer than this many metres, with no safety check and
         whether or not a lane is there (an unsafe behaviour for tests), m.
+    late_brake_ttc : float
+        When > 0, the driver ignores the lead vehicle until the time to collision
+        with it drops below this many seconds (or the gap below ``min_gap``): a late
+        braker, s.
+    lane_bias : float
+        Offset of the lateral target from the lane centre, positive to the right; a
+        bias beyond half a lane drifts across lane lines and, in the rightmost lane,
+        off the road, m.
+    glitch_rate : float
+        Share of control steps on which the steering command glitches to
+        ``glitch_steer`` (a pseudo-random but deterministic function of the
+        features, so the policy stays a pure function of its input): a controller
+        that fails only now and then.
+    glitch_steer : float
+        The glitched steering command, rad.
+    blind_spot : float
+        When > 0, vehicles in the side lanes that are alongside or less than this far
+        behind are invisible to the lane choice: a driver with no blind-spot check, m.
     """
 
     desired_speed: float = 28.0
@@ -80,6 +98,11 @@ class DriverParams:
     max_heading: float = 0.1
     max_brake: float = 1e3
     swerve_gap: float = 0.0
+    late_brake_ttc: float = 0.0
+    lane_bias: float = 0.0
+    glitch_rate: float = 0.0
+    glitch_steer: float = 0.25
+    blind_spot: float = 0.0
 
     def to_dict(self) -> dict[str, float]:
         """Plain dictionary of the parameters."""
@@ -131,6 +154,14 @@ def _side_incentive(xp: Any, p: DriverParams, obs: Any, side: str, a_cur: Any) -
     fol_gap = obs[:, IDX[f"{side}_follow_gap_m"]]
     fol_rel = obs[:, IDX[f"{side}_follow_rel_speed_mps"]]
     has_lane = obs[:, IDX[f"has_{side}_lane"]]
+    if p.blind_spot > 0:
+        # Unseen vehicles read as free space, as a sensor reports it.
+        unseen_lead = _bool(xp, lead_gap < 0.0)
+        unseen_fol = _bool(xp, fol_gap < p.blind_spot)
+        lead_gap = lead_gap + unseen_lead * (SENSOR_RANGE - lead_gap)
+        lead_rel = lead_rel * (1.0 - unseen_lead)
+        fol_gap = fol_gap + unseen_fol * (SENSOR_RANGE - fol_gap)
+        fol_rel = fol_rel * (1.0 - unseen_fol)
     lead_present = _bool(xp, lead_gap < SENSOR_RANGE - 1e-3)
     fol_present = _bool(xp, fol_gap < SENSOR_RANGE - 1e-3)
 
@@ -169,6 +200,10 @@ def driver_action(xp: Any, p: DriverParams, obs: Any) -> Any:
     lead_rel = obs[:, IDX["lead_rel_speed_mps"]]
     lead_present = _bool(xp, lead_gap < SENSOR_RANGE - 1e-3)
 
+    if p.late_brake_ttc > 0:
+        # A late braker sees the lead only once it is about to hit it.
+        closing = xp.maximum(-lead_rel, 0.0 * lead_rel)
+        lead_present = lead_present * _bool(xp, lead_gap < p.late_brake_ttc * closing + p.min_gap)
     a_cur = idm_accel(xp, p, v, lead_gap, -lead_rel, lead_present)
     inc_l, ok_l = _side_incentive(xp, p, obs, "left", a_cur)
     inc_r, ok_r = _side_incentive(xp, p, obs, "right", a_cur)
@@ -180,7 +215,7 @@ def driver_action(xp: Any, p: DriverParams, obs: Any) -> Any:
         go_left = go_left * (1.0 - swerve)
         # A swerving driver holds its speed instead of braking for the lead.
         a_cur = (1.0 - swerve) * a_cur
-    target = LANE_WIDTH * (go_right - go_left)
+    target = LANE_WIDTH * (go_right - go_left) + p.lane_bias
 
     # During a lane change, respect the leader in the target lane as well.
     side_gap = go_left * obs[:, IDX["left_lead_gap_m"]] + go_right * obs[:, IDX["right_lead_gap_m"]]
@@ -200,4 +235,20 @@ def driver_action(xp: Any, p: DriverParams, obs: Any) -> Any:
     yaw_rate = (heading_ref - heading_error) / p.heading_time_constant
     slip = xp.asin(xp.clip(VEHICLE_LENGTH / 2.0 / speed * yaw_rate, -1.0, 1.0))
     steer = xp.atan(2.0 * xp.tan(slip))
+    if p.glitch_rate > 0:
+        glitch = _bool(xp, _hash01(xp, obs) < p.glitch_rate)
+        steer = steer + glitch * (p.glitch_steer - steer)
     return xp.stack([accel, steer], 1)
+
+
+def _hash01(xp: Any, obs: Any) -> Any:
+    """A number in [0, 1) that jumps about with the features (a shader-style hash).
+
+    Deterministic, so a glitching policy is still a function of its input, yet
+    uncorrelated with the driving situation: glitches strike now and then.
+    """
+    v = obs[:, IDX["speed_mps"]]
+    g = obs[:, IDX["lead_gap_m"]]
+    f = obs[:, IDX["follow_gap_m"]]
+    x = xp.sin(12.9898 * v + 78.233 * g + 37.719 * f) * 43758.5453
+    return x - xp.floor(x)

@@ -103,6 +103,135 @@ EXAMPLES: tuple[ExamplePolicy, ...] = (
 
 EXAMPLES_BY_NAME: dict[str, ExamplePolicy] = {p.name: p for p in EXAMPLES}
 
+_AP = AUTOPILOT
+
+#: The gate benchmark's candidates (``benchmarks/bench_gate.py``): safe variants on both
+#: sides of the autopilot, and unsafe ones of several kinds. ``tuning`` policies are the
+#: ones estimator and gate settings were chosen on; ``reporting`` policies are used only
+#: for the reported figures (their unsafe kinds are not among the tuning ones).
+BENCHMARK: tuple[tuple[ExamplePolicy, str], ...] = (
+    (EXAMPLES_BY_NAME["autopilot-clone"], "baseline"),
+    # -- tuning -----------------------------------------------------------------------
+    (EXAMPLES_BY_NAME["cautious"], "tuning"),
+    (EXAMPLES_BY_NAME["fast"], "tuning"),
+    (EXAMPLES_BY_NAME["stochastic"], "tuning"),
+    (
+        ExamplePolicy("slow", _AP.replace(desired_speed=24.0, time_headway=1.8), "desired 24 m/s, headway 1.8 s"),
+        "tuning",
+    ),
+    (
+        ExamplePolicy("lane-keeper", _AP.replace(lane_change_threshold=2.0), "never changes lanes"),
+        "tuning",
+    ),
+    (EXAMPLES_BY_NAME["tailgater"], "tuning"),
+    (EXAMPLES_BY_NAME["swerve"], "tuning"),
+    (
+        ExamplePolicy(
+            "weaver",
+            _AP.replace(
+                lane_change_threshold=-0.5,
+                politeness=0.0,
+                safe_decel=8.0,
+                keep_right_bias=0.0,
+                lateral_time_constant=0.5,
+                heading_time_constant=0.12,
+                max_heading=0.3,
+            ),
+            "changes lanes all the time with an over-tuned steering loop that weaves",
+            unsafe=True,
+        ),
+        "tuning",
+    ),
+    # -- reporting ----------------------------------------------------------------------
+    (
+        ExamplePolicy("brisk", _AP.replace(desired_speed=30.0, time_headway=1.3), "desired 30 m/s, headway 1.3 s"),
+        "reporting",
+    ),
+    (ExamplePolicy("long-headway", _AP.replace(time_headway=2.4, min_gap=4.0), "headway 2.4 s"), "reporting"),
+    (ExamplePolicy("short-headway", _AP.replace(time_headway=1.1), "headway 1.1 s"), "reporting"),
+    (
+        ExamplePolicy("eager-lanes", _AP.replace(lane_change_threshold=0.05, politeness=0.1), "keen lane changer"),
+        "reporting",
+    ),
+    (
+        ExamplePolicy(
+            "smooth",
+            _AP.replace(max_accel=1.0, comfort_decel=1.5, lateral_time_constant=3.0, heading_time_constant=0.8),
+            "gentle pedal and wheel",
+        ),
+        "reporting",
+    ),
+    (
+        ExamplePolicy(
+            "sporty", _AP.replace(max_accel=2.2, comfort_decel=2.8, lateral_time_constant=1.4), "brisk pedal and wheel"
+        ),
+        "reporting",
+    ),
+    (ExamplePolicy("noisy", _AP, "Gaussian policy around the autopilot, wider noise", std=(0.45, 0.007)), "reporting"),
+    (
+        ExamplePolicy(
+            "late-braker",
+            _AP.replace(desired_speed=30.0, late_brake_ttc=2.0, max_brake=5.0),
+            "ignores the lead until 2 s from impact, brakes at most 5 m/s^2",
+            unsafe=True,
+        ),
+        "reporting",
+    ),
+    (
+        ExamplePolicy(
+            "drifter", _AP.replace(lane_bias=2.3, lateral_time_constant=3.0), "drifts right, off the road", unsafe=True
+        ),
+        "reporting",
+    ),
+    (
+        ExamplePolicy(
+            "aggressive-merger",
+            _AP.replace(
+                desired_speed=31.0,
+                politeness=0.0,
+                safe_decel=15.0,
+                lane_change_threshold=0.0,
+                keep_right_bias=0.0,
+                lateral_time_constant=0.8,
+                max_heading=0.15,
+                blind_spot=3.0,
+            ),
+            "changes lanes without a blind-spot check",
+            unsafe=True,
+        ),
+        "reporting",
+    ),
+    (
+        ExamplePolicy(
+            "glitchy", _AP.replace(glitch_rate=0.03), "steering glitches to full lock on 3 % of steps", unsafe=True
+        ),
+        "reporting",
+    ),
+)
+
+
+def benchmark_policies(split: str | None = None) -> list[ExamplePolicy]:
+    """The gate benchmark's policies; ``split`` keeps ``baseline``, ``tuning`` or ``reporting`` ones."""
+    return [p for p, s in BENCHMARK if split is None or s == split]
+
+
+def export_benchmark(out_dir: str | Path) -> dict[str, Path]:
+    """Export every benchmark policy to ``out_dir/<name>.onnx`` (skipping files already there)."""
+    out = {}
+    for spec, _ in BENCHMARK:
+        path = Path(out_dir) / f"{spec.name}.onnx"
+        if not path.exists():
+            export_policy(
+                spec.module(),
+                path,
+                name=spec.name,
+                obs_names=OBS_NAMES,
+                action_names=ACTION_NAMES,
+                description=spec.description,
+            )
+        out[spec.name] = path
+    return out
+
 
 def example_policy_dir() -> Path:
     """Folder of the exported example policies shipped with the package."""

@@ -25,6 +25,8 @@ from data.sim.collect import FRAME, OPTIONAL, default_workers, episode_table, lo
 from data.sim.episodes import EpisodeRecord, PolicyController, run_episode
 from data.sim.features import ACTION_NAMES, OBS_NAMES
 from data.sim.highway import HighwayConfig, HighwaySim
+from data.surrogates import CHANNELS as SURROGATES
+from data.surrogates import SurrogateSpec
 from data.writer import LogWriter, replace_dir
 
 Z95 = 1.959963984540054
@@ -115,7 +117,11 @@ def rollout_highway(
         schema = arrow_schema(log_metadata(config, {"rollout_seed": seed}), optional=OPTIONAL)
         writer = LogWriter(staging / "part-00000.parquet", schema)
 
-    per: list[dict[str, list]] = [{"ret": [], "steps": [], "speed": [], **{c: [] for c in COSTS}} for _ in names]
+    meta = log_metadata(config)
+    spec = SurrogateSpec.from_metadata(meta.extra, meta.obs_names)
+    per: list[dict[str, list]] = [
+        {"ret": [], "steps": [], "speed": [], **{c: [] for c in (*COSTS, *SURROGATES)}} for _ in names
+    ]
     try:
         init_args = (config, [str(p) for p in policies])
         for (k, *_), rec in zip(jobs, simulate_many(jobs, _init_worker, init_args, _simulate, workers), strict=True):
@@ -123,6 +129,9 @@ def rollout_highway(
             acc["ret"].append(rec.discounted(rec.reward, gamma))
             for c in COSTS:
                 acc[c].append(rec.discounted(getattr(rec, c), gamma))
+            surrogate = spec.costs(np.asarray(rec.obs))
+            for j, c in enumerate(SURROGATES):
+                acc[c].append(rec.discounted(surrogate[:, j], gamma))
             acc["steps"].append(len(rec))
             acc["speed"].append(float(np.mean([p[3] for p in rec.pose])))
             if writer is not None:
@@ -165,12 +174,17 @@ def rollout_highway(
                 "stochastic": pol.stochastic,
                 "value": mc_summary(acc["ret"]),
                 "costs": {c: mc_summary(acc[c]) for c in COSTS},
+                # Surrogate safety measures (data.surrogates): discounted counts of risky steps.
+                "surrogates": {c: mc_summary(acc[c]) for c in SURROGATES},
                 "episode_rates": {
                     **{f"{c}_episodes": float(np.mean(np.asarray(acc[c]) > 0)) for c in COSTS},
                     "mean_steps": float(np.mean(acc["steps"])),
                     "mean_speed_mps": float(np.mean(acc["speed"])),
                 },
                 "returns": [float(r) for r in acc["ret"]],
+                # Per-episode discounted costs: rollouts with the same seed start from the same
+                # traffic, so two policies' figures can be compared episode by episode.
+                "episode_costs": {c: [float(x) for x in acc[c]] for c in (*COSTS, *SURROGATES)},
             }
         )
     return report

@@ -89,10 +89,13 @@ def demo(
 
         from evaluator.fqe import FQEConfig
         from evaluator.importance import ISConfig
+        from evaluator.model_based import ModelConfig
 
         config = replace(
             config,
-            fqe=FQEConfig(heads=3, hidden=(32, 32), iterations=20, steps_per_iteration=10),
+            heads=3,
+            model=ModelConfig(hidden=(32, 32), steps=60, components=2),
+            fqe=FQEConfig(hidden=(32, 32), iterations=20, steps_per_iteration=10),
             importance=ISConfig(bootstrap=20),
         )
     report = evaluate(logs, paths, model=out / "model", config=config)

@@ -21,8 +21,12 @@ def evaluate(
     gamma: Annotated[float, typer.Option(help="Discount factor in (0, 1].")] = 0.99,
     seed: Annotated[int, typer.Option(help="Seed of bootstraps, sampling and training.")] = 0,
     support_alpha: Annotated[float, typer.Option(help="Conformal level of the trusted support.")] = 0.001,
-    heads: Annotated[int, typer.Option(help="Bootstrap heads of FQE.")] = 5,
-    iterations: Annotated[int, typer.Option(help="Fitted Q iterations (0: the log's horizon + 20).")] = 0,
+    heads: Annotated[int, typer.Option(help="Bootstrap heads of the estimators.")] = 10,
+    estimator: Annotated[
+        str, typer.Option(help="Headline estimator: auto (chosen from the data), model or fqe.")
+    ] = "auto",
+    model_steps: Annotated[int, typer.Option(help="Gradient steps of the learned driving model.")] = 1500,
+    iterations: Annotated[int, typer.Option(help="FQE: fitted Q iterations (0: the log's horizon + 20).")] = 0,
     pessimism: Annotated[
         str, typer.Option(help="Value after an out-of-support decision: terminal or horizon.")
     ] = "terminal",
@@ -41,6 +45,8 @@ def evaluate(
     from evaluator.evaluate import EvaluateConfig
     from evaluator.evaluate import evaluate as run
     from evaluator.fqe import FQEConfig
+    from evaluator.model_based import ModelConfig
+    from evaluator.model_rollout import RolloutSettings
     from evaluator.report import markdown as render_md
     from evaluator.report import table_rows
 
@@ -48,7 +54,11 @@ def evaluate(
         gamma=gamma,
         support_alpha=support_alpha,
         seed=seed,
-        fqe=replace(FQEConfig(), heads=heads, iterations=iterations, pessimism=pessimism),
+        heads=heads,
+        estimator=estimator,
+        model=replace(ModelConfig(), steps=model_steps),
+        rollout=replace(RolloutSettings(), pessimism=pessimism),
+        fqe=replace(FQEConfig(), iterations=iterations, pessimism=pessimism),
     )
     config.validate()
     from data.ray_engine import check_engine

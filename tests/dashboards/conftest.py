@@ -27,9 +27,13 @@ def dash_report(sim_logs, dash_model, tmp_path_factory) -> Path:
     from evaluator.evaluate import EvaluateConfig, evaluate
     from evaluator.fqe import FQEConfig
     from evaluator.importance import ISConfig
+    from evaluator.model_based import ModelConfig
 
     config = EvaluateConfig(
-        fqe=FQEConfig(heads=3, hidden=(16, 16), iterations=10, steps_per_iteration=5, batch_size=256),
+        heads=3,
+        estimator="model",
+        model=ModelConfig(hidden=(16, 16), steps=50, components=2, batch_size=256),
+        fqe=FQEConfig(hidden=(16, 16), iterations=10, steps_per_iteration=5, batch_size=256),
         importance=ISConfig(bootstrap=10),
     )
     rep = evaluate(

@@ -52,6 +52,8 @@ def chain(n_episodes=300, horizon=20, seed=0) -> EvalData:
         costs=np.zeros((n, 0)),
         cost_names=[],
         cont=cont,
+        terminal=np.zeros(n, dtype=bool),
+        has_next=to_go > 1,
         episode=np.repeat(np.arange(n_episodes), horizon),
         episode_ids=[str(i) for i in range(n_episodes)],
         starts=np.flatnonzero(step == 0),

@@ -12,12 +12,16 @@ from density.behavior import BehaviorConfig, BehaviorModel
 from evaluator.cli import app
 from evaluator.evaluate import EvaluateConfig, evaluate
 from evaluator.fqe import FQEConfig
+from evaluator.model_based import ModelConfig
 from tests.conftest import make_table
 
 pytest.importorskip("highway_env")
 runner = CliRunner()
 SMALL = EvaluateConfig(
-    fqe=FQEConfig(heads=3, hidden=(32, 32), iterations=25, steps_per_iteration=10, batch_size=256),
+    heads=3,
+    estimator="fqe",
+    model=ModelConfig(hidden=(32, 32), steps=200, components=2, batch_size=256),
+    fqe=FQEConfig(hidden=(32, 32), iterations=25, steps_per_iteration=10, batch_size=256),
     importance=__import__("evaluator.importance", fromlist=["ISConfig"]).ISConfig(bootstrap=20),
 )
 
@@ -47,6 +51,7 @@ def test_report_follows_the_contract(report):
         for c in ("collision", "off_road", "disengagement"):
             assert p["costs"][c]["estimate"] <= p["costs"][c]["upper"]
         assert {"fqe", "pdis", "wis", "dr", "by_source"} <= set(p["estimators"])
+        assert p["diagnostics"]["estimator"] == "fqe" and len(p["heads"]["value"]["estimate"]) == 3
         assert set(p["coverage_by"]) == {"source", "scenario", "map_region"}
         assert p["coverage_by"]["map_region"]["cells"]
     json.dumps(report, allow_nan=False)
@@ -61,6 +66,47 @@ def test_out_of_support_policy_gets_a_wider_and_lower_interval(report):
     ident = {n: p["value"]["identification"]["lower"] for n, p in by.items()}
     assert ident["swerve"] < ident["autopilot-clone"]
     assert by["stochastic"]["stochastic"] is True
+
+
+@pytest.fixture(scope="module")
+def model_report(sim_logs, model_dir):
+    from dataclasses import replace
+
+    from data.sim.policies import example_policy_path
+
+    paths = [example_policy_path(n) for n in ("autopilot-clone", "swerve")]
+    return evaluate(sim_logs, paths, model=model_dir, config=replace(SMALL, estimator="model"))
+
+
+def test_model_based_report_follows_the_contract(model_report):
+    sel = model_report["estimator"]
+    # The rule itself is tested on exact inputs in test_headline.py; the tiny model here is too rough.
+    assert sel["chosen"] == "model" and "fixed by the configuration" in sel["rule"]
+    check = sel["held_out"]["model"]
+    assert np.isfinite(check["relative_error"]) and check["closed_loop"] is True
+    kept = check["kept_members"]
+    assert len(kept) == 3  # screening never keeps fewer than three members
+    for p in model_report["policies"]:
+        assert len(p["heads"]["value"]["estimate"]) == len(kept) == p["diagnostics"]["members_kept"]
+    assert len(model_report["behavior"]["heads"]["value"]["estimate"]) == len(kept)
+    assert set(model_report["surrogates"]) == {"ttc", "headway"}
+    by = {p["name"]: p for p in model_report["policies"]}
+    for p in by.values():
+        assert p["value"]["lower"] <= p["value"]["estimate"] <= p["value"]["upper"]
+        assert {"ttc", "headway", "collision", "off_road"} <= set(p["costs"])
+        assert p["diagnostics"]["estimator"] == "model"
+        assert "dr" not in p["estimators"] and "pdis" in p["estimators"]
+    # Steering off the logged support: more failure mass, a wider identification interval.
+    assert (
+        by["swerve"]["diagnostics"]["simulated_failure_mass"]
+        > by["autopilot-clone"]["diagnostics"]["simulated_failure_mass"]
+    )
+    ident = {n: p["value"]["identification"] for n, p in by.items()}
+    assert (
+        ident["swerve"]["upper"] - ident["swerve"]["lower"]
+        > ident["autopilot-clone"]["upper"] - ident["autopilot-clone"]["lower"]
+    )
+    json.dumps(model_report, allow_nan=False)
 
 
 def test_same_seed_same_report(sim_logs, model_dir):
@@ -78,6 +124,8 @@ def test_cli_evaluate_writes_json_and_markdown(sim_logs, model_dir, tmp_path):
     args += [
         "--heads",
         "2",
+        "--model-steps",
+        "50",
         "--iterations",
         "10",
         "--json",
