@@ -180,7 +180,11 @@ def run_log(seed: int, n: int, names: list[str], paths: dict, config, gate_cfg, 
     aa = verdict(report, BASELINE, BASELINE, gate_cfg)
     vb = verdict(report, BASELINE, "behavior", gate_cfg)
     out["aa_passed"] = aa["passed"]
-    out["clone_vs_behavior"] = {"passed": vb["passed"], "failed_checks": vb["failed_checks"]}
+    out["clone_vs_behavior"] = {
+        "passed": vb["passed"],
+        "failed_checks": vb["failed_checks"],
+        "checks": {c["id"]: {"observed": c["observed"], "threshold": c["threshold"]} for c in vb["checks"]},
+    }
     out["accuracy"] = accuracy(report, tt, [BASELINE, *names], unsafe)
     out["report"] = {
         p["name"]: {
@@ -188,9 +192,13 @@ def run_log(seed: int, n: int, names: list[str], paths: dict, config, gate_cfg, 
             "costs": p["costs"],
             "coverage": p["coverage"],
             "diagnostics": p["diagnostics"],
+            # Per-head figures: verdicts are a pure function of them, so other gate settings
+            # can be replayed on this run without evaluating again.
+            "heads": p["heads"],
         }
         for p in report["policies"]
     }
+    out["behavior_heads"] = report["behavior"]["heads"]
     out["behavior"] = report["behavior"]["value"]
     return out
 

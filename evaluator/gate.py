@@ -8,13 +8,17 @@ verdict is the source of truth; JUnit XML, Markdown and the terminal table are
 rendered from it (:mod:`evaluator.gate_render`).
 
 Paired comparisons: for each bootstrap head b, d_b = candidate_b - baseline_b on
-the same resampled episodes, so noise common to both (which episodes happen to be
-in the sample) cancels. The bound is mean(d) -/+ t * sd(d) * sqrt(1 + 1/B), as for
-the report's own intervals. For the value, the candidate enters with its lower
-(pessimistic) figure and the baseline with its estimate (or its upper figure with
-``baseline_bound = "upper"``); for a cost, the candidate's upper figure against the
-baseline's estimate. The doubt about what the logs cannot tell thus falls on the
-candidate, the policy that has not driven yet.
+the same resampled episodes (and, with the learned model, in the same learned world
+with the same random numbers), so noise common to both cancels. The bound is
+mean(d) -/+ t * sd(d) * sqrt(1 + 1/B), as for the report's own intervals. By default
+the comparison is like for like: the candidate's lower (pessimistic) value against the
+baseline's lower value, the candidate's upper cost against the baseline's upper cost.
+Both then carry the doubt about what the logs cannot tell, and the candidate pays for
+the doubt it *adds*; identical policies differ by exactly 0. ``baseline_bound`` set to
+``estimate`` (or ``upper`` for the value) puts all the doubt on the candidate, the
+policy that has not driven yet: a stricter gate. Against ``behavior`` (the logged
+fleet's Monte Carlo figures, no doubt to carry) the candidate's pessimistic figures
+meet the logged ones.
 """
 
 from __future__ import annotations
@@ -92,9 +96,8 @@ def verdict(report: dict, candidate: str, baseline: str, config: GateConfig) -> 
     checks: list[dict] = []
 
     if config.value.enabled:
-        vb = config.value.baseline_bound
-        base_heads = base["heads"]["value"][vb if baseline != "behavior" else "estimate"]
-        diff, low = _paired(cand["heads"]["value"]["lower"], base_heads, conf, "lower")
+        vb = config.value.baseline_bound if baseline != "behavior" else "estimate"
+        diff, low = _paired(cand["heads"]["value"]["lower"], base["heads"]["value"][vb], conf, "lower")
         thr = -(config.value.margin + config.value.relative_margin * abs(base["value"]["estimate"]))
         ok = low >= thr
         checks.append(
@@ -105,9 +108,7 @@ def verdict(report: dict, candidate: str, baseline: str, config: GateConfig) -> 
                 thr,
                 ">=",
                 f"paired {round(100 * conf)} % lower bound of candidate (pessimistic) minus baseline "
-                f"({'estimate' if vb == 'estimate' or baseline == 'behavior' else 'upper'}) is {low:.3g}, "
-                + ("within" if ok else "beyond")
-                + f" the margin {thr:.3g}",
+                f"({vb}) is {low:.3g}, " + ("within" if ok else "beyond") + f" the margin {thr:.3g}",
                 mean_difference=diff,
             )
         )
@@ -141,9 +142,8 @@ def verdict(report: dict, candidate: str, baseline: str, config: GateConfig) -> 
             )
             continue
         if config.costs.enabled:
-            diff, high = _paired(
-                cand["heads"]["costs"][ch]["upper"], base["heads"]["costs"][ch]["estimate"], conf, "upper"
-            )
+            cb = config.costs.baseline_bound if baseline != "behavior" else "estimate"
+            diff, high = _paired(cand["heads"]["costs"][ch]["upper"], base["heads"]["costs"][ch][cb], conf, "upper")
             thr = config.costs.margin_for(ch) + config.costs.relative_margin * abs(base["costs"][ch]["estimate"])
             ok = high <= thr
             checks.append(
@@ -153,7 +153,7 @@ def verdict(report: dict, candidate: str, baseline: str, config: GateConfig) -> 
                     high,
                     thr,
                     "<=",
-                    f"paired {round(100 * conf)} % upper bound of candidate (pessimistic) minus baseline '{ch}' "
+                    f"paired {round(100 * conf)} % upper bound of candidate (pessimistic) minus baseline ({cb}) '{ch}' "
                     f"is {high:.3g}, " + ("within" if ok else "beyond") + f" the margin {thr:.3g}",
                     mean_difference=diff,
                 )

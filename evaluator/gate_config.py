@@ -23,7 +23,8 @@ Example (every key, with its default)::
     enabled = true
     margin = 0.0            # absolute, in return units
     relative_margin = 0.1   # share of |baseline value|
-    baseline_bound = "estimate"   # or "upper": compare with the baseline's optimistic value
+    baseline_bound = "lower"      # like for like: the baseline's pessimistic value too;
+                                  # "estimate" or "upper" for a stricter gate
 
     [coverage]
     min = 0.95              # share of the candidate's decisions in the trusted support
@@ -33,6 +34,7 @@ Example (every key, with its default)::
     channels = []           # [] = every channel in the log but disengagement
     margin = 0.02           # absolute, expected discounted cost (crash channels: a probability)
     relative_margin = 0.5   # share of the baseline's cost estimate
+    baseline_bound = "upper"  # like for like: the baseline's pessimistic cost too; "estimate": stricter
 
     [costs.margins]         # absolute margins of single channels (instead of margin)
     ttc = 0.5               # expected discounted number of steps with TTC below 1.5 s
@@ -99,7 +101,10 @@ class ValueSection:
     enabled: bool = True
     margin: float = 0.0
     relative_margin: float = 0.1
-    baseline_bound: str = "estimate"
+    #: Which of the baseline's figures the candidate's pessimistic value meets. ``lower``
+    #: (like for like): both carry the doubt about what the logs cannot tell, so a
+    #: candidate pays only for the doubt it adds; A/A comparisons are exactly 0.
+    baseline_bound: str = "lower"
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,9 @@ class CostsSection:
     margin: float = 0.02
     relative_margin: float = 0.5
     margins: dict[str, float] = field(default_factory=lambda: {"ttc": 0.5, "headway": 1.0})
+    #: The baseline's figure the candidate's pessimistic cost meets: ``upper`` (like for like)
+    #: or ``estimate`` (the candidate alone carries the doubt: stricter).
+    baseline_bound: str = "upper"
     limits: dict[str, float] = field(default_factory=dict)
 
     def margin_for(self, channel: str) -> float:
@@ -291,9 +299,15 @@ def _check_ranges(cfg: GateConfig, source: str) -> None:
         )
     if not 0.5 <= ev.confidence < 1.0:
         raise _fail(f"{source}: [evaluation].confidence", f"must lie in [0.5, 1), got {ev.confidence}", "e.g. 0.95")
-    if cfg.value.baseline_bound not in ("estimate", "upper"):
+    if cfg.value.baseline_bound not in ("lower", "estimate", "upper"):
         raise _fail(
-            f"{source}: [value].baseline_bound", f"got {cfg.value.baseline_bound!r}", 'use "estimate" or "upper"'
+            f"{source}: [value].baseline_bound",
+            f"got {cfg.value.baseline_bound!r}",
+            'use "lower", "estimate" or "upper"',
+        )
+    if cfg.costs.baseline_bound not in ("upper", "estimate"):
+        raise _fail(
+            f"{source}: [costs].baseline_bound", f"got {cfg.costs.baseline_bound!r}", 'use "upper" or "estimate"'
         )
     for name, v in (
         ("[value].margin", cfg.value.margin),
