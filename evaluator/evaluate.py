@@ -371,6 +371,9 @@ def evaluate(
     stage = on_stage or (lambda s: None)
     stage("reading the log")
     data = load_eval_data(logs)
+    # Refuse a missing, mismatched or code-carrying policy file before minutes of fitting.
+    for path in policies:
+        load_policy(path, obs_names=data.obs_names, action_names=data.action_names, allow_code=allow_code)
     if model is None:
         stage("fitting the behaviour density model (pass --model to reuse one)")
         bm = BehaviorModel.fit(logs)

@@ -23,6 +23,7 @@ WORKFLOW = ROOT / "docs" / "examples" / "roadworthy-gate.yml"
 GATE_TOML = """
 [evaluation]
 heads = 3
+model_steps = 300
 steps_per_iteration = 10
 hidden_units = 32
 """
