@@ -371,18 +371,20 @@ def evaluate(
     stage = on_stage or (lambda s: None)
     stage("reading the log")
     data = load_eval_data(logs)
+    bm: BehaviorModel | None = None
+    if isinstance(model, BehaviorModel):
+        bm, model_desc = model, "given"
+    elif model is not None:
+        bm, model_desc = BehaviorModel.load(model), str(model)
+    if bm is not None:
+        bm.check_names(data.obs_names, data.action_names, model_desc)
     # Refuse a missing, mismatched or code-carrying policy file before minutes of fitting.
     for path in policies:
         load_policy(path, obs_names=data.obs_names, action_names=data.action_names, allow_code=allow_code)
-    if model is None:
+    if bm is None:
         stage("fitting the behaviour density model (pass --model to reuse one)")
         bm = BehaviorModel.fit(logs)
         model_desc = "fitted on the fly"
-    elif isinstance(model, BehaviorModel):
-        bm, model_desc = model, "given"
-    else:
-        bm, model_desc = BehaviorModel.load(model), str(model)
-    bm.check_names(data.obs_names, data.action_names, model_desc)
     with ExitStack() as stack:
         rows = None
         if engine == "ray":
