@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from evaluator.fqe_torch import ensemble_layers
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -53,12 +55,7 @@ class DynamicsEnsemble(nn.Module):
         gen = torch.Generator().manual_seed(seed)
         self.heads, self.d_state, self.k, self.events = heads, d_state, components, events
         dims = [d_in, *hidden]
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        for a, b in itertools.pairwise(dims):
-            bound = 1 / math.sqrt(a)
-            self.weights.append(nn.Parameter((torch.rand(heads, a, b, generator=gen) * 2 - 1) * bound))
-            self.biases.append(nn.Parameter((torch.rand(heads, 1, b, generator=gen) * 2 - 1) * bound))
+        self.weights, self.biases = ensemble_layers(heads, dims, gen)
         self.d_out = components * (1 + 2 * d_state) + 1 + events
         bound = 1 / math.sqrt(dims[-1])
         self.out_w = nn.Parameter((torch.rand(heads, dims[-1], self.d_out, generator=gen) * 2 - 1) * bound * 0.1)

@@ -21,6 +21,16 @@ from torch import nn
 MID, LO, HI = 0, 1, 2
 
 
+def ensemble_layers(heads: int, dims: list[int], gen: torch.Generator) -> tuple[nn.ParameterList, nn.ParameterList]:
+    """Weights (heads, a, b) and biases (heads, 1, b) of an ensemble MLP, uniform +-1/sqrt(fan-in)."""
+    weights, biases = nn.ParameterList(), nn.ParameterList()
+    for a, b in itertools.pairwise(dims):
+        bound = 1 / math.sqrt(a)
+        weights.append(nn.Parameter((torch.rand(heads, a, b, generator=gen) * 2 - 1) * bound))
+        biases.append(nn.Parameter((torch.rand(heads, 1, b, generator=gen) * 2 - 1) * bound))
+    return weights, biases
+
+
 class EnsembleMLP(nn.Module):
     """E Q-networks in one module: inputs (E, B, d_in) -> (E, B, C, 3).
 
@@ -36,12 +46,7 @@ class EnsembleMLP(nn.Module):
         gen = torch.Generator().manual_seed(seed)
         self.heads, self.channels, self.d_action = heads, channels, d_action
         dims = [d_state + d_action, *hidden]
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        for a, b in itertools.pairwise(dims):
-            bound = 1 / math.sqrt(a)
-            self.weights.append(nn.Parameter((torch.rand(heads, a, b, generator=gen) * 2 - 1) * bound))
-            self.biases.append(nn.Parameter((torch.rand(heads, 1, b, generator=gen) * 2 - 1) * bound))
+        self.weights, self.biases = ensemble_layers(heads, dims, gen)
         bound = 1 / math.sqrt(dims[-1])
         w = (torch.rand(heads, dims[-1], channels, 1, generator=gen) * 2 - 1) * bound
         # Identical starting weights for the three outputs of each channel.
