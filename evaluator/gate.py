@@ -9,16 +9,21 @@ rendered from it (:mod:`evaluator.gate_render`).
 
 Paired comparisons: for each bootstrap head b, d_b = candidate_b - baseline_b on
 the same resampled episodes (and, with the learned model, in the same learned world
-with the same random numbers), so noise common to both cancels. The bound is
-mean(d) -/+ t * sd(d) * sqrt(1 + 1/B), as for the report's own intervals. By default
-the comparison is like for like: the candidate's lower (pessimistic) value against the
-baseline's lower value, the candidate's upper cost against the baseline's upper cost.
-Both then carry the doubt about what the logs cannot tell, and the candidate pays for
-the doubt it *adds*; identical policies differ by exactly 0. ``baseline_bound`` set to
-``estimate`` (or ``upper`` for the value) puts all the doubt on the candidate, the
-policy that has not driven yet: a stricter gate. Against ``behavior`` (the logged
-fleet's Monte Carlo figures, no doubt to carry) the candidate's pessimistic figures
-meet the logged ones.
+with the same random numbers), so noise common to both cancels. The bound is the
+one-sided ``confidence`` bound mean(d) -/+ t * sd(d) * sqrt(1 + 1/B), with t the
+one-sided quantile of Student's t with B - 1 degrees of freedom: a non-inferiority
+test at level 1 - confidence.
+
+Which figure of each policy: by default the *estimate*, which is already pessimistic
+in proportion to how far and how often a policy leaves the logged support (a decision
+with support shortfall z ends the trajectory in a typical logged crash with probability
+1 - exp(-kappa z)); the coverage check bounds how often that happens. ``bound`` set to
+``lower`` (value) or ``upper`` (costs) uses the identification bounds instead (every
+such decision may end in the worst outcome): a far stricter gate that, on the
+benchmark, refused most safe updates (docs/gate.md). The baseline's figure is of the
+same kind by default (like for like: identical policies differ by exactly 0);
+``baseline_bound`` names another. Against ``behavior`` (the logged fleet's Monte Carlo
+figures, no doubt to carry) the candidate's figures meet the logged ones.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ def sha256(path: str | Path) -> str | None:
 def _paired(cand: list[float], base: list[float], confidence: float, side: str) -> tuple[float, float]:
     d = np.asarray(cand, dtype=np.float64) - np.asarray(base, dtype=np.float64)
     b = len(d)
-    t = float(stats.t.ppf(0.5 + confidence / 2, b - 1)) * np.sqrt(1 + 1 / b)
+    t = float(stats.t.ppf(confidence, b - 1)) * np.sqrt(1 + 1 / b)
     sd = float(d.std(ddof=1))
     return float(d.mean()), float(d.mean() - t * sd if side == "lower" else d.mean() + t * sd)
 
@@ -96,8 +101,9 @@ def verdict(report: dict, candidate: str, baseline: str, config: GateConfig) -> 
     checks: list[dict] = []
 
     if config.value.enabled:
-        vb = config.value.baseline_bound if baseline != "behavior" else "estimate"
-        diff, low = _paired(cand["heads"]["value"]["lower"], base["heads"]["value"][vb], conf, "lower")
+        cv = config.value.bound
+        vb = config.value.baseline_figure() if baseline != "behavior" else "estimate"
+        diff, low = _paired(cand["heads"]["value"][cv], base["heads"]["value"][vb], conf, "lower")
         thr = -(config.value.margin + config.value.relative_margin * abs(base["value"]["estimate"]))
         ok = low >= thr
         checks.append(
@@ -107,7 +113,7 @@ def verdict(report: dict, candidate: str, baseline: str, config: GateConfig) -> 
                 low,
                 thr,
                 ">=",
-                f"paired {round(100 * conf)} % lower bound of candidate (pessimistic) minus baseline "
+                f"paired {round(100 * conf)} % lower bound of candidate ({cv}) minus baseline "
                 f"({vb}) is {low:.3g}, " + ("within" if ok else "beyond") + f" the margin {thr:.3g}",
                 mean_difference=diff,
             )
@@ -142,8 +148,9 @@ def verdict(report: dict, candidate: str, baseline: str, config: GateConfig) -> 
             )
             continue
         if config.costs.enabled:
-            cb = config.costs.baseline_bound if baseline != "behavior" else "estimate"
-            diff, high = _paired(cand["heads"]["costs"][ch]["upper"], base["heads"]["costs"][ch][cb], conf, "upper")
+            cc = config.costs.bound
+            cb = config.costs.baseline_figure() if baseline != "behavior" else "estimate"
+            diff, high = _paired(cand["heads"]["costs"][ch][cc], base["heads"]["costs"][ch][cb], conf, "upper")
             thr = config.costs.margin_for(ch) + config.costs.relative_margin * abs(base["costs"][ch]["estimate"])
             ok = high <= thr
             checks.append(
@@ -153,7 +160,7 @@ def verdict(report: dict, candidate: str, baseline: str, config: GateConfig) -> 
                     high,
                     thr,
                     "<=",
-                    f"paired {round(100 * conf)} % upper bound of candidate (pessimistic) minus baseline ({cb}) '{ch}' "
+                    f"paired {round(100 * conf)} % upper bound of candidate ({cc}) minus baseline ({cb}) '{ch}' "
                     f"is {high:.3g}, " + ("within" if ok else "beyond") + f" the margin {thr:.3g}",
                     mean_difference=diff,
                 )

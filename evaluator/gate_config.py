@@ -23,18 +23,20 @@ Example (every key, with its default)::
     enabled = true
     margin = 0.0            # absolute, in return units
     relative_margin = 0.1   # share of |baseline value|
-    baseline_bound = "lower"      # like for like: the baseline's pessimistic value too;
-                                  # "estimate" or "upper" for a stricter gate
+    bound = "estimate"      # the candidate's figure: "estimate" (graded pessimism) or "lower" (strictest)
+    baseline_bound = "same" # like for like: the baseline's figure of the same kind;
+                            # "estimate" or "upper" for a stricter gate
 
     [coverage]
     min = 0.95              # share of the candidate's decisions in the trusted support
 
-    [costs]                 # per cost channel: candidate's pessimistic cost vs the baseline's
+    [costs]                 # per cost channel: candidate's cost vs the baseline's
     enabled = true
     channels = []           # [] = every channel in the log but disengagement
     margin = 0.02           # absolute, expected discounted cost (crash channels: a probability)
     relative_margin = 0.5   # share of the baseline's cost estimate
-    baseline_bound = "upper"  # like for like: the baseline's pessimistic cost too; "estimate": stricter
+    bound = "estimate"      # the candidate's figure: "estimate" (graded pessimism) or "upper" (strictest)
+    baseline_bound = "same" # like for like; "estimate": the candidate alone carries the doubt
 
     [costs.margins]         # absolute margins of single channels (instead of margin)
     ttc = 0.5               # expected discounted number of steps with TTC below 1.5 s
@@ -101,10 +103,18 @@ class ValueSection:
     enabled: bool = True
     margin: float = 0.0
     relative_margin: float = 0.1
-    #: Which of the baseline's figures the candidate's pessimistic value meets. ``lower``
-    #: (like for like): both carry the doubt about what the logs cannot tell, so a
-    #: candidate pays only for the doubt it adds; A/A comparisons are exactly 0.
-    baseline_bound: str = "lower"
+    #: The candidate's figure: ``estimate`` (the learned world's value, pessimistic in
+    #: proportion to how far and how often the policy leaves the support) or ``lower`` (the
+    #: identification bound: every decision outside the support may end in the worst reward).
+    bound: str = "estimate"
+    #: The baseline's figure it meets. ``same`` (like for like): both carry the same kind of
+    #: doubt about what the logs cannot tell, so a candidate pays only for the doubt it adds;
+    #: A/A comparisons are exactly 0. ``lower``, ``estimate`` or ``upper`` name one.
+    baseline_bound: str = "same"
+
+    def baseline_figure(self) -> str:
+        """The baseline's per-head figure the check uses."""
+        return self.bound if self.baseline_bound == "same" else self.baseline_bound
 
 
 @dataclass(frozen=True)
@@ -129,10 +139,15 @@ class CostsSection:
     margin: float = 0.02
     relative_margin: float = 0.5
     margins: dict[str, float] = field(default_factory=lambda: {"ttc": 0.5, "headway": 1.0})
-    #: The baseline's figure the candidate's pessimistic cost meets: ``upper`` (like for like)
-    #: or ``estimate`` (the candidate alone carries the doubt: stricter).
-    baseline_bound: str = "upper"
+    #: The candidate's figure: ``estimate`` (graded pessimism) or ``upper`` (strictest).
+    bound: str = "estimate"
+    #: The baseline's figure: ``same`` (like for like), ``estimate`` or ``upper``.
+    baseline_bound: str = "same"
     limits: dict[str, float] = field(default_factory=dict)
+
+    def baseline_figure(self) -> str:
+        """The baseline's per-head figure the check uses."""
+        return self.bound if self.baseline_bound == "same" else self.baseline_bound
 
     def margin_for(self, channel: str) -> float:
         """Absolute margin of one channel."""
@@ -299,16 +314,15 @@ def _check_ranges(cfg: GateConfig, source: str) -> None:
         )
     if not 0.5 <= ev.confidence < 1.0:
         raise _fail(f"{source}: [evaluation].confidence", f"must lie in [0.5, 1), got {ev.confidence}", "e.g. 0.95")
-    if cfg.value.baseline_bound not in ("lower", "estimate", "upper"):
-        raise _fail(
-            f"{source}: [value].baseline_bound",
-            f"got {cfg.value.baseline_bound!r}",
-            'use "lower", "estimate" or "upper"',
-        )
-    if cfg.costs.baseline_bound not in ("upper", "estimate"):
-        raise _fail(
-            f"{source}: [costs].baseline_bound", f"got {cfg.costs.baseline_bound!r}", 'use "upper" or "estimate"'
-        )
+    for key, got, allowed in (
+        ("[value].bound", cfg.value.bound, ("estimate", "lower")),
+        ("[value].baseline_bound", cfg.value.baseline_bound, ("same", "lower", "estimate", "upper")),
+        ("[costs].bound", cfg.costs.bound, ("estimate", "upper")),
+        ("[costs].baseline_bound", cfg.costs.baseline_bound, ("same", "upper", "estimate")),
+    ):
+        if got not in allowed:
+            names = ", ".join(f'"{a}"' for a in allowed)
+            raise _fail(f"{source}: {key}", f"got {got!r}", f"use one of {names}")
     for name, v in (
         ("[value].margin", cfg.value.margin),
         ("[value].relative_margin", cfg.value.relative_margin),

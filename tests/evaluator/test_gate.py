@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from data.errors import UsageError
 from evaluator.gate import verdict
@@ -66,20 +67,36 @@ def test_paired_difference_cancels_shared_noise():
     assert check["threshold"] == pytest.approx(-0.1 * 50.0)
 
 
-def test_value_fails_beyond_the_margin_and_uses_the_pessimistic_candidate():
+def test_value_fails_beyond_the_margin_on_the_chosen_figure():
     base = entry("base", NOISE)
     # Same estimate, but what the logs cannot tell could cost 8 (lower = value - 8).
     cand = entry("cand", NOISE, width=8.0)
-    v = verdict(report(cand, base), "cand", "base", GateConfig())
+    # Default: estimates (already charged for leaving the support), like for like.
+    assert verdict(report(cand, base), "cand", "base", GateConfig())["passed"]
+    worse = entry("worse", [x - 8.0 for x in NOISE])
+    v = verdict(report(worse, base), "worse", "base", GateConfig())
     assert not v["passed"] and v["exit_code"] == 1
     assert v["failed_checks"] == ["value_non_inferiority"]
     assert v["checks"][0]["observed"] == pytest.approx(-8.0)
-    loose = replace(GateConfig(), value=replace(GateConfig().value, margin=3.5))  # threshold -8.5
+    # bound = "lower": the identification bounds, like for like (the baseline's width is 0).
+    strict = replace(GateConfig(), value=replace(GateConfig().value, bound="lower"))
+    v = verdict(report(cand, base), "cand", "base", strict)
+    assert v["failed_checks"] == ["value_non_inferiority"]
+    assert v["checks"][0]["observed"] == pytest.approx(-8.0)
+    loose = replace(strict, value=replace(strict.value, margin=3.5))  # threshold -8.5
     assert verdict(report(cand, base), "cand", "base", loose)["passed"]
-    # baseline_bound = "upper" compares with the baseline's optimistic figure too.
-    strict = replace(GateConfig(), value=replace(GateConfig().value, margin=3.5, baseline_bound="upper"))
-    strict_base = entry("base", NOISE, width=1.0)
-    assert not verdict(report(cand, strict_base), "cand", "base", strict)["passed"]
+    # baseline_bound = "upper" compares with the baseline's optimistic figure.
+    stricter = replace(loose, value=replace(loose.value, baseline_bound="upper"))
+    assert not verdict(report(cand, entry("base", NOISE, width=1.0)), "cand", "base", stricter)["passed"]
+
+
+def test_paired_bound_is_one_sided_student_t():
+    d = np.array([1.0, -2.0, 0.5, 3.0, -1.5])
+    cand = entry("cand", [x + y for x, y in zip(NOISE, d, strict=True)])
+    v = verdict(report(cand, entry("base", NOISE)), "cand", "base", GateConfig())
+    t = stats.t.ppf(0.95, len(d) - 1) * np.sqrt(1 + 1 / len(d))
+    assert v["checks"][0]["observed"] == pytest.approx(d.mean() - t * d.std(ddof=1))
+    assert v["checks"][0]["mean_difference"] == pytest.approx(d.mean())
 
 
 def test_costs_coverage_limits_and_ood_checks():
@@ -106,7 +123,7 @@ def test_behavior_baseline():
 
 def test_renderings_say_what_the_verdict_says():
     base = entry("base", NOISE)
-    cand = entry("cand", NOISE, width=8.0, coverage=0.5)
+    cand = entry("cand", [x - 8.0 for x in NOISE], coverage=0.5)
     v = verdict(report(cand, base), "cand", "base", GateConfig())
     json.dumps(v, allow_nan=False)
     root = ET.fromstring(junit_xml(v))
@@ -135,12 +152,13 @@ def test_config_defaults_and_overrides(tmp_path):
     ("text", "needle"),
     [
         ("[value]\nmargni = 1\n", "unknown key(s) margni"),
-        ("[value]\nmargni = 1\n", "valid keys here are enabled, margin, relative_margin, baseline_bound"),
+        ("[value]\nmargni = 1\n", "valid keys here are enabled, margin, relative_margin, bound, baseline_bound"),
         ("[valeu]\nmargin = 1\n", "unknown section(s) valeu"),
         ('[value]\nmargin = "big"\n', "[value].margin: expected a number"),
         ("[value]\nenabled = 1\n", "expected true or false"),
-        ('[value]\nbaseline_bound = "mean"\n', 'use "lower", "estimate" or "upper"'),
-        ('[costs]\nbaseline_bound = "lower"\n', 'use "upper" or "estimate"'),
+        ('[value]\nbaseline_bound = "mean"\n', 'use one of "same", "lower", "estimate", "upper"'),
+        ('[value]\nbound = "upper"\n', 'use one of "estimate", "lower"'),
+        ('[costs]\nbaseline_bound = "lower"\n', 'use one of "same", "upper", "estimate"'),
         ("[coverage]\nmin = 1.5\n", "[coverage].min: must lie in [0, 1]"),
         ("[evaluation]\ngamma = 0\n", "[evaluation].gamma: must lie in (0, 1]"),
         ('[ood]\nby = ["city"]\n', "unknown group(s) city"),
