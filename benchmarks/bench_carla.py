@@ -27,7 +27,7 @@ SHARED = HERE.parent.parent / "shared" / "data" / "carla" / "recordings"
 
 
 def _child(path: str) -> None:
-    from data.carla.recorder import RecorderReader
+    from roadworthy.data.carla.recorder import RecorderReader
 
     t0 = time.perf_counter()
     reader = RecorderReader(path)
@@ -40,7 +40,7 @@ def _child(path: str) -> None:
 
 
 def real_speed(min_bytes: int) -> dict:
-    from data.carla.recorder import RecorderReader
+    from roadworthy.data.carla.recorder import RecorderReader
 
     files = sorted(SHARED.glob("*.log"))
     done = 0
@@ -56,7 +56,7 @@ def real_speed(min_bytes: int) -> dict:
 
 
 def synthetic(path: Path, target_bytes: int) -> None:
-    from data.carla.recorder_writer import write_synthetic
+    from roadworthy.data.carla.recorder_writer import write_synthetic
 
     probe = path.with_suffix(".probe")
     write_synthetic(probe, frames=50, vehicles=120, walkers=30, profile="0.9.16")

@@ -18,8 +18,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
-    from data.sim.collect import collect_highway
-    from data.sim.highway import HighwayConfig
+    from roadworthy.data.sim.collect import collect_highway
+    from roadworthy.data.sim.highway import HighwayConfig
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--episodes", type=int, default=40)

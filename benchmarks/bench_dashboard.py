@@ -3,7 +3,7 @@
 1. A log of ``--rows`` rows (default 10M): the simulator fleet logs of the OPE
    benchmark (``benchmarks/.work/ope``) replicated under new episode ids, with
    their road geometry.
-2. Aggregation: :func:`dashboards.aggregates.compute_cell_aggregates` (DuckDB,
+2. Aggregation: :func:`roadworthy.dashboards.aggregates.compute_cell_aggregates` (DuckDB,
    cold, both cores), wall time and peak RSS.
 3. Time to first render of the risk map after the aggregate is cached: the app's
    script run for the risk-map page through ``streamlit.testing`` (loading the
@@ -32,7 +32,7 @@ WORK = HERE / ".work" / "dashboard"
 RENDER = """
 import os, sys, time
 from streamlit.testing.v1 import AppTest
-from evaluator.cli.dashboard_commands import app_path
+from roadworthy.cli.dashboard_commands import app_path
 at = AppTest.from_file(str(app_path()), default_timeout=600)
 t0 = time.perf_counter()
 at.run()
@@ -60,9 +60,9 @@ def big_log(rows: int) -> Path:
 
 
 def main() -> None:
-    from dashboards.aggregates import cell_aggregates, compute_cell_aggregates
-    from data.dataset import scan_logs
-    from evaluator.cli.dashboard_commands import dashboard_env
+    from roadworthy.cli.dashboard_commands import dashboard_env
+    from roadworthy.dashboards.aggregates import cell_aggregates, compute_cell_aggregates
+    from roadworthy.data.dataset import scan_logs
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000_000)

@@ -7,7 +7,7 @@ out), with 60 % / 20 % / 20 % of episodes for training, calibration and test:
 * false-alarm rate of the flags on the held-out test episodes against alpha, with
   an episode-clustered standard error;
 * AUROC of the nonconformity (-log p) between clean test rows and planted
-  out-of-support actions (density.planted), and the share of planted rows flagged.
+  out-of-support actions (data.planted), and the share of planted rows flagged.
 
 ``speed``: fit time of the default model on 1M rows x 30 features; scoring speed of
 ``roadworthy score`` end to end (validation, both models, calibration, Parquet
@@ -45,7 +45,7 @@ MODELS = ("mdn", "gmm", "knn", "iforest")
 def _folds(table: pa.Table, out: Path, seed: int, k: int) -> list[tuple[Path, Path]]:
     """Write ``k`` (train + calibration, test) dataset pairs, each test fold a fifth of
     the episodes; ``k=1`` is a single 80/20 split."""
-    from data.writer import write_log
+    from roadworthy.data.writer import write_log
 
     eps = sorted(set(table.column("episode_id").to_pylist()))
     order = np.random.default_rng(seed).permutation(len(eps))
@@ -65,8 +65,8 @@ def _folds(table: pa.Table, out: Path, seed: int, k: int) -> list[tuple[Path, Pa
 
 
 def highway_data() -> list[tuple[Path, Path]]:
-    from data.dataset import scan_logs
-    from data.sim.collect import collect_highway
+    from roadworthy.data.dataset import scan_logs
+    from roadworthy.data.sim.collect import collect_highway
 
     logs = WORK / "density-highway" / "logs"
     if not logs.exists():
@@ -75,8 +75,8 @@ def highway_data() -> list[tuple[Path, Path]]:
 
 
 def carla_data(block: int = 50) -> list[tuple[Path, Path]]:
-    from data.carla.importer import import_recording
-    from data.dataset import scan_logs
+    from roadworthy.data.carla.importer import import_recording
+    from roadworthy.data.dataset import scan_logs
 
     tables = []
     for rec in sorted((SHARED / "recordings").glob("*.log")):
@@ -108,9 +108,9 @@ def carla_data(block: int = 50) -> list[tuple[Path, Path]]:
 def evaluate(pairs: list[tuple[Path, Path]], model: str, alpha: float, seed: int) -> dict:
     from sklearn.metrics import roc_auc_score
 
-    from data.dataset import scan_logs
-    from density.behavior import BehaviorConfig, BehaviorModel
-    from density.planted import KINDS, plant
+    from roadworthy.data.dataset import scan_logs
+    from roadworthy.data.planted import KINDS, plant
+    from roadworthy.density.behavior import BehaviorConfig, BehaviorModel
 
     fit_s, flags, eps, clean_nc, planted_nc, planted_flags, kinds = 0.0, [], [], [], [], [], []
     for fold, (trainval, test) in enumerate(pairs):
@@ -184,8 +184,8 @@ def quality(args) -> dict:
 
 def synthetic_log(path: Path, rows: int, d: int = 30, seed: int = 0) -> Path:
     """Episodes of 200 steps, states from a smooth random walk, actions a noisy function of them."""
-    from data.schema import LogMetadata, arrow_schema
-    from data.writer import LogWriter
+    from roadworthy.data.schema import LogMetadata, arrow_schema
+    from roadworthy.data.writer import LogWriter
 
     if path.exists():
         return path
@@ -225,7 +225,7 @@ def synthetic_log(path: Path, rows: int, d: int = 30, seed: int = 0) -> Path:
 
 
 def _score_child(model: str, logs: str) -> None:
-    from density.behavior import BehaviorModel
+    from roadworthy.density.behavior import BehaviorModel
 
     bm = BehaviorModel.load(model)
     t0 = time.perf_counter()
@@ -236,7 +236,7 @@ def _score_child(model: str, logs: str) -> None:
 
 
 def speed(args) -> dict:
-    from density.behavior import BehaviorConfig, BehaviorModel
+    from roadworthy.density.behavior import BehaviorConfig, BehaviorModel
 
     WORK.mkdir(parents=True, exist_ok=True)
     fit_log = synthetic_log(WORK / f"density-fit-{args.rows}.parquet", args.rows)

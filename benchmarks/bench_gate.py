@@ -47,8 +47,8 @@ CRASH = ("collision", "off_road")
 
 def behaviour_truth() -> dict:
     """The logged fleet's own value and costs, Monte Carlo over every collected 400-episode log."""
-    from evaluator.logdata import load_eval_data
-    from evaluator.model_eval import episode_returns
+    from roadworthy.evaluator.logdata import load_eval_data
+    from roadworthy.evaluator.model_eval import episode_returns
 
     rets = []
     for seed in (*TUNING_SEEDS, *REPORTING_SEEDS):
@@ -129,9 +129,9 @@ def accuracy(report: dict, tt: dict, names: list[str], unsafe: set[str]) -> dict
 
 
 def run_log(seed: int, n: int, names: list[str], paths: dict, config, gate_cfg, tt: dict, unsafe: set[str]) -> dict:
-    from density.behavior import BehaviorModel
-    from evaluator.evaluate import evaluate
-    from evaluator.gate import verdict
+    from roadworthy.density.behavior import BehaviorModel
+    from roadworthy.evaluator.evaluate import evaluate
+    from roadworthy.evaluator.gate import verdict
 
     logs = log_path(seed, n)
     mdir = WORK / f"model-{logs.name}"
@@ -246,9 +246,9 @@ def summarize(runs: list[dict], bt: dict) -> dict:
 
 
 def main() -> None:
-    from data.sim.policies import BENCHMARK
-    from evaluator.evaluate import EvaluateConfig
-    from evaluator.gate_config import load_gate_config
+    from roadworthy.data.sim.policies import BENCHMARK
+    from roadworthy.evaluator.evaluate import EvaluateConfig
+    from roadworthy.evaluator.gate_config import load_gate_config
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", choices=("tuning", "reporting"), default="tuning")

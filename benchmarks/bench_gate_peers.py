@@ -52,9 +52,9 @@ def scores(est: dict[str, float], tv: dict[str, float]) -> dict:
 def main() -> None:
     import d3rlpy
 
-    from data.policy import OnnxPolicy
-    from evaluator.fqe import FQEConfig
-    from evaluator.logdata import load_eval_data
+    from roadworthy.data.policy import OnnxPolicy
+    from roadworthy.evaluator.fqe import FQEConfig
+    from roadworthy.evaluator.logdata import load_eval_data
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=201)

@@ -33,10 +33,10 @@ NAMES = ("autopilot-clone", "cautious", "fast", "tailgater", "swerve", "stochast
 
 
 def setup(args) -> tuple[Path, Path, dict]:
-    from data.sim.collect import collect_highway
-    from data.sim.policies import example_policy_path
-    from data.sim.rollout import rollout_highway
-    from density.behavior import BehaviorConfig, BehaviorModel
+    from roadworthy.data.sim.collect import collect_highway
+    from roadworthy.data.sim.policies import example_policy_path
+    from roadworthy.data.sim.rollout import rollout_highway
+    from roadworthy.density.behavior import BehaviorConfig, BehaviorModel
 
     logs, model, truth_file = WORK / f"logs-{args.episodes}", WORK / f"model-{args.episodes}", WORK / "truth.json"
     if not logs.exists():
@@ -71,8 +71,8 @@ def metrics(est: dict[str, float], truth: dict[str, float], lower=None, upper=No
 
 def replicate(logs: Path, rows: int, out: Path) -> Path:
     """A log of about ``rows`` rows: copies of ``logs`` under new episode ids."""
-    from data.dataset import scan_logs
-    from data.writer import LogWriter
+    from roadworthy.data.dataset import scan_logs
+    from roadworthy.data.writer import LogWriter
 
     if out.exists():
         return out
@@ -87,8 +87,8 @@ def replicate(logs: Path, rows: int, out: Path) -> Path:
 
 def timing(logs: Path, model: Path, rows: int) -> dict:
     """Wall time of evaluating five policies on a log of about ``rows`` rows."""
-    from data.sim.policies import example_policy_path
-    from evaluator.evaluate import EvaluateConfig, evaluate
+    from roadworthy.data.sim.policies import example_policy_path
+    from roadworthy.evaluator.evaluate import EvaluateConfig, evaluate
 
     big = replicate(logs, rows, WORK / f"big-{rows}.parquet")
     t0 = time.perf_counter()
@@ -104,7 +104,7 @@ def timing(logs: Path, model: Path, rows: int) -> dict:
 
 
 def main() -> None:
-    from evaluator.evaluate import EvaluateConfig, evaluate
+    from roadworthy.evaluator.evaluate import EvaluateConfig, evaluate
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--episodes", type=int, default=400)
@@ -117,7 +117,7 @@ def main() -> None:
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     logs, model, truth_report = setup(args)
-    from data.sim.policies import EXAMPLES_BY_NAME, example_policy_path
+    from roadworthy.data.sim.policies import EXAMPLES_BY_NAME, example_policy_path
 
     if args.timing_only:
         report = json.loads(args.out.read_text())

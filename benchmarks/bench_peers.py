@@ -214,12 +214,12 @@ def scope_run(logged, eval_actions: dict, scaler, bandwidth: float, gamma: float
 
 
 def main() -> None:
-    from data.policy import OnnxPolicy
-    from data.sim.policies import EXAMPLES_BY_NAME, example_policy_path
-    from density.behavior import BehaviorModel
-    from evaluator.evaluate import EvaluateConfig, behavior_log_density
-    from evaluator.fqe import FQEConfig
-    from evaluator.logdata import load_eval_data
+    from roadworthy.data.policy import OnnxPolicy
+    from roadworthy.data.sim.policies import EXAMPLES_BY_NAME, example_policy_path
+    from roadworthy.density.behavior import BehaviorModel
+    from roadworthy.evaluator.evaluate import EvaluateConfig, behavior_log_density
+    from roadworthy.evaluator.fqe import FQEConfig
+    from roadworthy.evaluator.logdata import load_eval_data
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--episodes", type=int, default=400)

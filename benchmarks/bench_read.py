@@ -31,8 +31,8 @@ D, A, STEPS = 42, 2, 150
 
 
 def make_log(path: Path, rows: int, seed: int = 0) -> None:
-    from data.schema import LogMetadata, arrow_schema
-    from data.writer import LogWriter
+    from roadworthy.data.schema import LogMetadata, arrow_schema
+    from roadworthy.data.writer import LogWriter
 
     meta = LogMetadata(tuple(f"f{i}" for i in range(D)), ("accel", "steer"), (-6.0, -0.25), (4.0, 0.25), 0.2)
     schema = arrow_schema(meta, optional=("collision", "speed"))
@@ -72,15 +72,15 @@ def _child(mode: str, path: str) -> None:
 
         rows = pq.read_table(path).num_rows
     elif mode == "validate":
-        from data.validate import validate_logs
+        from roadworthy.data.validate import validate_logs
 
         rows = validate_logs(path).rows
     elif mode == "episodes":
-        from data.transitions import iter_episodes
+        from roadworthy.data.transitions import iter_episodes
 
         rows = sum(len(e) for e in iter_episodes(path))
     elif mode == "transitions":
-        from data.transitions import iter_transitions
+        from roadworthy.data.transitions import iter_transitions
 
         rows = sum(len(b) for b in iter_transitions(path))
     elapsed = time.perf_counter() - t0

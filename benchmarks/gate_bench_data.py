@@ -32,14 +32,14 @@ TRUTH_SEED = 1
 
 def policy_paths() -> dict[str, Path]:
     """Every benchmark policy's ONNX file (exported on first use)."""
-    from data.sim.policies import export_benchmark
+    from roadworthy.data.sim.policies import export_benchmark
 
     return export_benchmark(WORK / "policies")
 
 
 def log_path(seed: int, episodes: int) -> Path:
     """The fleet log of ``seed`` with ``episodes`` episodes (collected on first use)."""
-    from data.sim.collect import collect_highway
+    from roadworthy.data.sim.collect import collect_highway
 
     path = WORK / f"logs-s{seed}-n{episodes}"
     if not path.exists():
@@ -49,7 +49,7 @@ def log_path(seed: int, episodes: int) -> Path:
 
 def truth(episodes: int = 300) -> dict:
     """Closed-loop truth of every benchmark policy (computed on first use)."""
-    from data.sim.rollout import rollout_highway
+    from roadworthy.data.sim.rollout import rollout_highway
 
     path = WORK / f"truth-{episodes}.json"
     if path.exists():

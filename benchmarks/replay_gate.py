@@ -1,6 +1,6 @@
 """Replay the gate on saved benchmark runs under other gate settings, without evaluating again.
 
-``bench_gate.py`` stores every policy's per-head figures; :func:`evaluator.gate.verdict` is
+``bench_gate.py`` stores every policy's per-head figures; :func:`roadworthy.evaluator.gate.verdict` is
 a pure function of them. This script rebuilds each run's report, applies the gate with
 the settings of a TOML file (or the defaults), and prints false acceptances, false
 rejections, the A/A test and the clone against the logged behaviour, with each
@@ -55,7 +55,7 @@ def rebuild_report(run: dict) -> dict:
 
 def replay_run(run: dict, cfg) -> dict:
     """Verdicts of one run under ``cfg``, scored against the stored truth."""
-    from evaluator.gate import verdict
+    from roadworthy.evaluator.gate import verdict
 
     rep = rebuild_report(run)
     out = {"log": run["log"], "candidates": {}, "false_acceptances": [], "false_rejections": []}
@@ -79,7 +79,7 @@ def rewrite(files: list[Path], cfg, out: Path) -> dict:
     """Merge runs and redo their verdicts and summary under ``cfg``; write ``out`` atomically."""
     from bench_gate import behaviour_truth, summarize
 
-    from evaluator.gate import verdict
+    from roadworthy.evaluator.gate import verdict
 
     docs = [json.loads(f.read_text()) for f in files]
     runs: dict[str, dict] = {}
@@ -122,7 +122,7 @@ def rewrite(files: list[Path], cfg, out: Path) -> dict:
 
 
 def main() -> None:
-    from evaluator.gate_config import load_gate_config
+    from roadworthy.evaluator.gate_config import load_gate_config
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("results", type=Path, nargs="+")

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from data.dataset import find_log_files, hive_partitions
+from roadworthy.data.dataset import find_log_files, hive_partitions
 
 #: Optional log columns the aggregates use, with the SQL used when a file lacks them.
 OPTIONAL = {
@@ -177,7 +177,7 @@ def compute_cell_aggregates(
 
 
 def _ray_partials(logs, cell: float, address):
-    from data.ray_engine import collect, ray_session, read_logs
+    from roadworthy.data.ray_engine import collect, ray_session, read_logs
 
     cols = ["episode_id", "source", "x", "y", "map_name", "speed", *EVENTS]
     with ray_session(address):

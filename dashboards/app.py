@@ -1,6 +1,6 @@
 """The Streamlit app behind ``roadworthy dashboard`` (run with ``streamlit run``).
 
-Inputs come from the environment (:mod:`dashboards.inputs`); each page is a thin
+Inputs come from the environment (:mod:`roadworthy.dashboards.inputs`); each page is a thin
 layer over pure functions.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards.inputs import inputs_from_env
-from dashboards.views import comparison, disengagements, health, replay, risk_map
+from roadworthy.dashboards.inputs import inputs_from_env
+from roadworthy.dashboards.views import comparison, disengagements, health, replay, risk_map
 
 PAGES = {
     "Risk map": risk_map.render,

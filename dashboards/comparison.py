@@ -76,8 +76,8 @@ def gate_verdict(report: dict, candidate: str, baseline: str, config=None) -> di
     ValueError
         When the report predates per-head figures (re-run ``roadworthy evaluate``).
     """
-    from evaluator.gate import verdict
-    from evaluator.gate_config import GateConfig
+    from roadworthy.evaluator.gate import verdict
+    from roadworthy.evaluator.gate_config import GateConfig
 
     if any("heads" not in p for p in report.get("policies", [])):
         raise ValueError("this report has no per-head figures; re-run roadworthy evaluate to gate from it")

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dashboards.aggregates import query
-from dashboards.episodes import TTC_CAP, action_pvalues, obs_matrix, time_to_collision
-from data.dataset import scan_logs
+from roadworthy.dashboards.aggregates import query
+from roadworthy.dashboards.episodes import TTC_CAP, action_pvalues, obs_matrix, time_to_collision
+from roadworthy.data.dataset import scan_logs
 
 
 def takeover_events(logs: str | Path) -> pd.DataFrame:

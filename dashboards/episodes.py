@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dashboards.aggregates import query
+from roadworthy.dashboards.aggregates import query
 
 TTC_CAP = 10.0  # s, longer times to collision are shown as this (free road)
 

@@ -2,7 +2,7 @@
 
 Cartesian figures in metres with equal axis scaling and no map tiles, so they
 draw offline. Map y is flipped (left-handed logging frames, see
-:mod:`dashboards.geometry`). Pure functions: data in, ``plotly.graph_objects.Figure`` out.
+:mod:`roadworthy.dashboards.geometry`). Pure functions: data in, ``plotly.graph_objects.Figure`` out.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboards.geometry import flip
+from roadworthy.dashboards.geometry import flip
 
 LANE_COLOURS = {"driving": "#9e9e9e", "sidewalk": "#c9a86a", "shoulder": "#b0bec5", "parking": "#a5d6a7"}
 EGO_SIZE = (4.8, 2.0)  # m, length and width drawn for every vehicle

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from data.roads import MAPS_DIR, read_roads
-from data.sim.features import SENSOR_RANGE
+from roadworthy.data.roads import MAPS_DIR, read_roads
+from roadworthy.data.sim.features import SENSOR_RANGE
 
 LANE_WIDTH = 4.0  # m, lateral offset of side-lane actors in the simulator's layout
 VEHICLE_LENGTH = 5.0  # m, bumper-to-bumper gaps become centre-to-centre distances

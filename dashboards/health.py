@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from data.errors import RoadworthyError
+from roadworthy.data.errors import RoadworthyError
 
 
 def data_health(logs: str | Path) -> dict:
@@ -15,13 +15,13 @@ def data_health(logs: str | Path) -> dict:
     Returns
     -------
     dict
-        ``ok`` (bool); when ok, ``summary`` (the :func:`data.validate_logs` counts),
+        ``ok`` (bool); when ok, ``summary`` (the :func:`roadworthy.data.validate_logs` counts),
         ``schema`` (DataFrame of column, Arrow type, nullable) and ``metadata``; when
         not, ``error`` (the one-paragraph message naming file, row and fix) and, when
         the footers could be read, ``schema``.
     """
-    from data.dataset import scan_logs
-    from data.validate import validate_logs
+    from roadworthy.data.dataset import scan_logs
+    from roadworthy.data.validate import validate_logs
 
     out: dict = {"ok": True}
     try:

@@ -13,7 +13,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluator.cli.dashboard_commands import ENV
+#: The environment variable of each input.
+ENV = {
+    "logs": "ROADWORTHY_LOGS",
+    "report": "ROADWORTHY_REPORT",
+    "model": "ROADWORTHY_MODEL",
+    "truth": "ROADWORTHY_TRUTH",
+    "engine": "ROADWORTHY_ENGINE",
+    "address": "ROADWORTHY_RAY_ADDRESS",
+}
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@
 partitions such as ``date=2026-11-01/`` allowed, names starting with ``.`` or
 ``_`` skipped), checks every file's columns, types and ``roadworthy.*`` metadata,
 and that the files agree with each other. Rows are read later, in batches, by
-:meth:`LogDataset.iter_batches`; the row-level checks are in :mod:`data.validate`.
+:meth:`LogDataset.iter_batches`; the row-level checks are in :mod:`roadworthy.data.validate`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from urllib.parse import unquote
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data.errors import LogError
-from data.schema import LogMetadata, check_column_types, list_width
+from roadworthy.data.errors import LogError
+from roadworthy.data.schema import LogMetadata, check_column_types, list_width
 
 PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
 DEFAULT_BATCH_ROWS = 65_536

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.errors import PolicyError
+from roadworthy.data.errors import PolicyError
 
 #: Operator domains ONNX Runtime implements itself (no custom-op library needed).
 STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})

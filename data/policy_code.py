@@ -1,7 +1,7 @@
 """Policy formats that can run code, for trusted files only, and the one loader for all formats.
 
 :func:`load_policy` is what commands call. ONNX files (contract section 2) load
-without running code (:class:`data.policy.OnnxPolicy`). Two more formats are
+without running code (:class:`roadworthy.data.policy.OnnxPolicy`). Two more formats are
 accepted only with ``allow_code=True`` (the CLI's ``--allow-code``), because
 loading them executes code chosen by whoever wrote the file:
 
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.errors import PolicyError
-from data.policy import _EXPORT_HINT, METADATA_KEY, OnnxPolicy, PolicyInfo, check_names, probe
+from roadworthy.data.errors import PolicyError
+from roadworthy.data.policy import _EXPORT_HINT, METADATA_KEY, OnnxPolicy, PolicyInfo, check_names, probe
 
 PICKLE_SUFFIXES = frozenset({".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".joblib"})
 _SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")

@@ -19,8 +19,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from data.dataset import find_log_files
-from data.errors import UsageError
+from roadworthy.data.dataset import find_log_files
+from roadworthy.data.errors import UsageError
 
 ENGINES = ("local", "ray")
 #: Worker environment: few malloc arenas, so that long-lived workers that see many
@@ -94,7 +94,7 @@ def read_logs(logs: str | Path, columns: Sequence[str] | None = None):
     import ray
     from ray.data.datasource import Partitioning
 
-    from data.dataset import hive_partitions, scan_logs
+    from roadworthy.data.dataset import hive_partitions, scan_logs
 
     ds = scan_logs(logs)  # footer checks and metadata first: clear errors before any task runs
     root, files = find_log_files(logs)

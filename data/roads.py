@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data.writer import AtomicFile
+from roadworthy.data.writer import AtomicFile
 
 MAPS_DIR = "_maps"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from data.errors import LogError
+from roadworthy.data.errors import LogError
 
 SCHEMA_VERSION = "1"
 META_PREFIX = "roadworthy."

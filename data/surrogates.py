@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data.errors import UsageError
+from roadworthy.data.errors import UsageError
 
 META_KEY = "safety_features"
 CHANNELS = ("ttc", "headway")
@@ -136,7 +136,7 @@ class SurrogateSpec:
         """Where a state is one step from the crash that :meth:`events` detects: the lead gap
         within the closing speed's reach, a road edge within lateral reach. A logged crash
         from such a state is explained by the feature definitions (see
-        :mod:`evaluator.model_based`: learned event models only learn the rest)."""
+        :mod:`roadworthy.evaluator.model_based`: learned event models only learn the rest)."""
         obs = np.asarray(obs)
         gap = obs[..., self.lead_gap]
         closing = np.maximum(-obs[..., self.lead_rel_speed], 0.0)

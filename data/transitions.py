@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data.dataset import DEFAULT_BATCH_ROWS, LogDataset, scan_logs
-from data.validate import EpisodeRegistry, LogValidator, list_values
+from roadworthy.data.dataset import DEFAULT_BATCH_ROWS, LogDataset, scan_logs
+from roadworthy.data.validate import EpisodeRegistry, LogValidator, list_values
 
 
 @dataclass(frozen=True)

@@ -9,127 +9,29 @@ Rows need not be sorted. Each episode is kept as a few in-order *blocks*
 about one batch plus ~100 bytes per episode, whatever the dataset size; an episode
 is closed (and its state dropped) as soon as it is complete.
 
-The first problem found raises :class:`~data.errors.LogError` naming the file,
+The first problem found raises :class:`~roadworthy.data.errors.LogError` naming the file,
 column and first offending ``(episode_id, step)``.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data.dataset import DEFAULT_BATCH_ROWS, LogDataset, scan_logs
-from data.errors import LogError
-from data.schema import COST_PREFIX, REQUIRED_COLUMNS, LogMetadata
+from roadworthy.data.columns import EpisodeRegistry, list_values
+from roadworthy.data.dataset import DEFAULT_BATCH_ROWS, LogDataset, scan_logs
+from roadworthy.data.episode_checks import Episode, check_episode
+from roadworthy.data.errors import LogError
+from roadworthy.data.schema import COST_PREFIX, REQUIRED_COLUMNS, LogMetadata
+from roadworthy.data.summary import LogSummary
 
-
-class EpisodeRegistry:
-    """Maps episode_id strings to dense integer codes, across batches and files."""
-
-    def __init__(self) -> None:
-        self.codes: dict[str, int] = {}
-        self.names: list[str] = []
-
-    def encode(self, column: pa.Array) -> np.ndarray:
-        """Integer code of every row's episode_id (the column must have no nulls)."""
-        arr = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
-        lut = np.empty(len(arr.dictionary), dtype=np.int64)
-        for i, name in enumerate(arr.dictionary.to_pylist()):
-            code = self.codes.get(name)
-            if code is None:
-                code = self.codes[name] = len(self.names)
-                self.names.append(name)
-            lut[i] = code
-        return lut[arr.indices.to_numpy(zero_copy_only=False)]
-
-
-def list_values(column: pa.Array | pa.ChunkedArray, width: int) -> tuple[np.ndarray | None, int | None]:
-    """Values of a list<float32> column as ``(rows, width)``, or the first bad-length row."""
-    if isinstance(column, pa.ChunkedArray):  # a Table's column (Ray hands batches as tables)
-        column = column.combine_chunks()
-    if pa.types.is_fixed_size_list(column.type):
-        return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, width), None
-    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
-    bad = np.flatnonzero(lengths != width)
-    if bad.size:
-        return None, int(bad[0])
-    return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, width), None
-
-
-@dataclass
-class _Episode:
-    file: Path
-    blocks: list[list] = field(default_factory=list)  # [first, last, t_first, t_last]
-    rows: int = 0
-    done_count: int = 0
-    done_step: int = -1
-    collided: bool = False
-    ret: float = 0.0
-
-
-@dataclass
-class LogSummary:
-    """What :func:`validate_logs` found in a valid dataset."""
-
-    source: str
-    files: int
-    rows: int
-    episodes: int
-    metadata: LogMetadata
-    columns: list[str]
-    rows_by_source: dict[str, int]
-    episodes_by_start_source: dict[str, int]
-    disengagements: int
-    collision_rows: int
-    collision_episodes: int
-    off_road_rows: int
-    terminal_episodes: int
-    maps: dict[str, int]
-    scenarios: dict[str, int]
-    behavior_logp_rows: int
-    return_mean: float
-    return_min: float
-    return_max: float
-    skipped_rows: int = 0
-
-    @property
-    def duration_s(self) -> float:
-        """Logged driving time, s."""
-        return self.rows * self.metadata.dt
-
-    def to_dict(self) -> dict:
-        """JSON-ready summary."""
-        return {
-            "source": self.source,
-            "files": self.files,
-            "rows": self.rows,
-            "episodes": self.episodes,
-            "duration_s": self.duration_s,
-            "mean_episode_steps": self.rows / max(self.episodes, 1),
-            "metadata": self.metadata.to_dict(),
-            "columns": self.columns,
-            "rows_by_source": self.rows_by_source,
-            "episodes_by_start_source": self.episodes_by_start_source,
-            "disengagements": self.disengagements,
-            "collision_rows": self.collision_rows,
-            "collision_episodes": self.collision_episodes,
-            "off_road_rows": self.off_road_rows,
-            "terminal_episodes": self.terminal_episodes,
-            "truncated_episodes": self.episodes - self.terminal_episodes,
-            "maps": self.maps,
-            "scenarios": self.scenarios,
-            "behavior_logp_rows": self.behavior_logp_rows,
-            "episode_return": {"mean": self.return_mean, "min": self.return_min, "max": self.return_max},
-            "skipped_rows": self.skipped_rows,
-        }
+__all__ = ["EpisodeRegistry", "LogSummary", "LogValidator", "list_values", "validate_logs"]
 
 
 class LogValidator:
@@ -147,7 +49,7 @@ class LogValidator:
         self.meta = metadata
         self.columns = columns
         self.registry = EpisodeRegistry()
-        self._open: dict[int, _Episode] = {}
+        self._open: dict[int, Episode] = {}
         self._closed: dict[int, int] = {}
         self._file_rows: Counter = Counter()
         self.rows = 0
@@ -223,7 +125,38 @@ class LogValidator:
         done = batch.column("done").to_numpy(zero_copy_only=False)
         terminal = batch.column("terminal").to_numpy(zero_copy_only=False)
         reward = batch.column("reward").to_numpy(zero_copy_only=False)
+        self._check_values(file, batch, codes, step, t, reward)
+        self._check_flags(file, codes, step, done, terminal)
+        starts, ends = self._runs(file, codes, step, t)
+        rew_cum = np.r_[0.0, np.cumsum(reward, dtype=np.float64)]
+        collided = self._bool_col(batch, "collision", n)
+        coll_runs = (
+            np.add.reduceat(collided.astype(np.int64), starts) > 0
+            if collided is not None
+            else np.zeros(len(starts), bool)
+        )
+        touched = [
+            self._extend(file, codes, step, t, int(a), int(b), rew_cum[b + 1] - rew_cum[a], bool(c))
+            for a, b, c in zip(starts, ends, coll_runs, strict=True)
+        ]
+        for i in np.flatnonzero(done):
+            ep = self._open[int(codes[i])]
+            ep.done_count += 1
+            if ep.done_count == 1 or step[i] < ep.done_step:
+                ep.done_step = int(step[i])
+            self._counts["terminal_episodes"] += bool(terminal[i])
+        self._tally(batch, codes, step, collided, n)
+        for code in dict.fromkeys(touched):
+            ep = self._open[code]
+            b = ep.blocks
+            if ep.done_count == 1 and len(b) == 1 and b[0][0] == 0 and b[0][1] == ep.done_step:
+                self._close(code, ep)
+        self._file_rows[file] += n
+        self.rows += n
+        return codes
 
+    def _check_values(self, file, batch, codes, step, t, reward) -> None:
+        """List widths and finiteness of obs, action, reward, float costs and t."""
         for name, width in (("obs", self.meta.obs_dim), ("action", self.meta.action_dim)):
             values, bad_row = list_values(batch.column(name), width)
             if bad_row is not None:
@@ -242,11 +175,12 @@ class LogValidator:
         for name in self._float_costs:
             col = batch.column(name)
             if pa.types.is_floating(col.type):
-                vals = col.fill_null(0.0).to_numpy(zero_copy_only=False)
-                self._finite(file, name, vals, codes, step)
+                self._finite(file, name, col.fill_null(0.0).to_numpy(zero_copy_only=False), codes, step)
         if t.size and not np.isfinite(t).all():
             self._finite(file, "t", t, codes, step)
 
+    def _check_flags(self, file, codes, step, done, terminal) -> None:
+        """Non-negative steps; terminal only on done rows."""
         neg = np.flatnonzero(step < 0)
         if neg.size:
             raise self._row_error(
@@ -264,12 +198,13 @@ class LogValidator:
                 "terminal marks an absorbing end, so it may only be true on the last row (done) of an episode",
             )
 
-        # In-order runs: same episode, consecutive steps.
+    def _runs(self, file, codes, step, t) -> tuple[np.ndarray, np.ndarray]:
+        """First and last rows of the batch's in-order runs (same episode, consecutive steps)."""
+        n = len(codes)
         same = codes[1:] == codes[:-1]
         dup = np.flatnonzero(same & (step[1:] == step[:-1]))
         if dup.size:
-            i = int(dup[0]) + 1
-            raise self._duplicate(file, codes, step, i)
+            raise self._duplicate(file, codes, step, int(dup[0]) + 1)
         brk = np.ones(n, dtype=bool)
         brk[1:] = ~same | (step[1:] != step[:-1] + 1)
         bad_t = np.flatnonzero(~brk[1:] & ~(t[1:] > t[:-1]))
@@ -277,63 +212,40 @@ class LogValidator:
             i = int(bad_t[0]) + 1
             raise self._t_error(file, codes, step, i, t[i - 1], t[i])
         starts = np.flatnonzero(brk)
-        ends = np.r_[starts[1:], n] - 1
-        rew_cum = np.r_[0.0, np.cumsum(reward, dtype=np.float64)]
-        run_ret = rew_cum[ends + 1] - rew_cum[starts]
-        collided = self._bool_col(batch, "collision", n)
-        coll_runs = (
-            np.add.reduceat(collided.astype(np.int64), starts) > 0
-            if collided is not None
-            else np.zeros(len(starts), bool)
-        )
-        touched = []
-        for k in range(len(starts)):
-            code = int(codes[starts[k]])
-            first, last = int(step[starts[k]]), int(step[ends[k]])
-            ep = self._open.get(code)
-            if ep is None:
-                if code in self._closed:
-                    raise LogError(
-                        file,
-                        f"more rows of an episode that already ended (done) at step {self._closed[code]}",
-                        "an episode's rows must not repeat or continue past its done row; give "
-                        "separate drives separate episode_ids",
-                        column="episode_id",
-                        episode_id=self.registry.names[code],
-                        step=first,
-                    )
-                ep = self._open[code] = _Episode(file)
-                ep.blocks.append([first, last, float(t[starts[k]]), float(t[ends[k]])])
-            else:
-                tail = ep.blocks[-1]
-                if tail[0] <= first <= tail[1]:
-                    raise self._duplicate(file, codes, step, int(starts[k]))
-                if first == tail[1] + 1:
-                    if not t[starts[k]] > tail[3]:
-                        raise self._t_error(file, codes, step, int(starts[k]), tail[3], t[starts[k]])
-                    tail[1], tail[3] = last, float(t[ends[k]])
-                else:
-                    ep.blocks.append([first, last, float(t[starts[k]]), float(t[ends[k]])])
-            ep.rows += last - first + 1
-            ep.ret += float(run_ret[k])
-            ep.collided |= bool(coll_runs[k])
-            touched.append(code)
+        return starts, np.r_[starts[1:], n] - 1
 
-        for i in np.flatnonzero(done):
-            ep = self._open[int(codes[i])]
-            ep.done_count += 1
-            if ep.done_count == 1 or step[i] < ep.done_step:
-                ep.done_step = int(step[i])
-            self._counts["terminal_episodes"] += bool(terminal[i])
-        self._tally(batch, codes, step, collided, n)
-        for code in dict.fromkeys(touched):
-            ep = self._open[code]
-            b = ep.blocks
-            if ep.done_count == 1 and len(b) == 1 and b[0][0] == 0 and b[0][1] == ep.done_step:
-                self._close(code, ep)
-        self._file_rows[file] += n
-        self.rows += n
-        return codes
+    def _extend(self, file, codes, step, t, a: int, b: int, ret: float, collided: bool) -> int:
+        """Add the run of rows a..b to its episode's blocks; the episode's code."""
+        code = int(codes[a])
+        first, last = int(step[a]), int(step[b])
+        ep = self._open.get(code)
+        if ep is None:
+            if code in self._closed:
+                raise LogError(
+                    file,
+                    f"more rows of an episode that already ended (done) at step {self._closed[code]}",
+                    "an episode's rows must not repeat or continue past its done row; give "
+                    "separate drives separate episode_ids",
+                    column="episode_id",
+                    episode_id=self.registry.names[code],
+                    step=first,
+                )
+            ep = self._open[code] = Episode(file)
+            ep.blocks.append([first, last, float(t[a]), float(t[b])])
+        else:
+            tail = ep.blocks[-1]
+            if tail[0] <= first <= tail[1]:
+                raise self._duplicate(file, codes, step, a)
+            if first == tail[1] + 1:
+                if not t[a] > tail[3]:
+                    raise self._t_error(file, codes, step, a, tail[3], t[a])
+                tail[1], tail[3] = last, float(t[b])
+            else:
+                ep.blocks.append([first, last, float(t[a]), float(t[b])])
+        ep.rows += last - first + 1
+        ep.ret += float(ret)
+        ep.collided |= collided
+        return code
 
     def _bool_col(self, batch, name, n) -> np.ndarray | None:
         if name not in batch.schema.names:
@@ -388,68 +300,8 @@ class LogValidator:
             "t counts seconds since the episode started and must grow strictly with step",
         )
 
-    def _close(self, code: int, ep: _Episode) -> None:
-        b = sorted(ep.blocks)
-        name = self.registry.names[code]
-        if b[0][0] != 0:
-            raise LogError(
-                ep.file,
-                f"the episode's steps start at {b[0][0]}, not 0",
-                "number each episode's steps 0, 1, ..., n-1",
-                column="step",
-                episode_id=name,
-                step=b[0][0],
-            )
-        for prev, nxt in itertools.pairwise(b):
-            if nxt[0] <= prev[1]:
-                raise LogError(
-                    ep.file,
-                    "duplicate (episode_id, step): this step appears more than once in the episode",
-                    "drop the repeated rows, or give separate drives separate episode_ids",
-                    column="step",
-                    episode_id=name,
-                    step=nxt[0],
-                )
-            if nxt[0] > prev[1] + 1:
-                raise LogError(
-                    ep.file,
-                    f"steps are not contiguous: step {prev[1] + 1} is missing (the episode jumps "
-                    f"from step {prev[1]} to step {nxt[0]})",
-                    "steps must run 0..n-1 without gaps; split the drive into two episodes where rows are missing",
-                    column="step",
-                    episode_id=name,
-                    step=nxt[0],
-                )
-            if not nxt[2] > prev[3]:
-                raise LogError(
-                    ep.file,
-                    f"t does not increase with step (t={nxt[2]!r} s after t={prev[3]!r} s at the step before)",
-                    "t counts seconds since the episode started and must grow strictly with step",
-                    column="t",
-                    episode_id=name,
-                    step=nxt[0],
-                )
-        last = b[-1][1]
-        if ep.done_count == 0:
-            raise LogError(
-                ep.file,
-                f"done is false on the episode's last row (step {last}); every episode must end with done=true",
-                "set done=true on the last row of each episode (terminal=false if it was cut "
-                "by a time limit or the end of the log)",
-                column="done",
-                episode_id=name,
-                step=last,
-            )
-        if ep.done_count > 1 or ep.done_step != last:
-            raise LogError(
-                ep.file,
-                f"done is true on step {ep.done_step}, which is not the episode's last row "
-                f"(the episode runs to step {last})",
-                "done must be true on exactly one row, the last of the episode",
-                column="done",
-                episode_id=name,
-                step=ep.done_step,
-            )
+    def _close(self, code: int, ep: Episode) -> None:
+        last = check_episode(ep, self.registry.names[code])
         self._closed[code] = last
         self._open.pop(code, None)
         self._ret_sum += ep.ret

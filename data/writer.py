@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -88,6 +89,31 @@ def replace_dir(new: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+@contextmanager
+def staging_dir(dest: str | Path, prefix: str | None = None) -> Iterator[Path]:
+    """A hidden folder beside ``dest`` to build an output in; swapped in on success.
+
+    The folder is created next to ``dest`` (same file system, so the swap is a rename),
+    readable like a normal folder, and removed with everything in it when the block
+    raises or is interrupted: a partial output never appears where the old one was.
+
+    Examples
+    --------
+    >>> with staging_dir(out) as tmp:            # doctest: +SKIP
+    ...     write_everything_into(tmp)
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=prefix or f".{dest.name}.", dir=dest.parent))
+    staging.chmod(0o755)
+    try:
+        yield staging
+        replace_dir(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 class LogWriter:
     """Stream record batches into one Parquet driving-log file, atomically.
 
@@ -96,7 +122,7 @@ class LogWriter:
     path : str or Path
         Destination file.
     schema : pyarrow.Schema
-        Schema with the ``roadworthy.*`` metadata (see :func:`data.schema.arrow_schema`).
+        Schema with the ``roadworthy.*`` metadata (see :func:`roadworthy.data.schema.arrow_schema`).
     row_group_size : int
         Rows per Parquet row group; readers hold about one row group in memory.
     compression : str
@@ -185,7 +211,7 @@ def write_log(
     path : str or Path
         Destination: a ``.parquet`` file, or a folder when ``partition_by`` is given.
     schema : pyarrow.Schema
-        The log schema with its metadata (:func:`data.schema.arrow_schema`).
+        The log schema with its metadata (:func:`roadworthy.data.schema.arrow_schema`).
     partition_by : sequence of str
         Columns to partition by, hive style (``path/map_name=Town01/part-0.parquet``).
         A partition column is stored in the folder name, not in the file.

@@ -2,7 +2,7 @@
 ``parametrize_with_checks``: ``for check in density_checks(make): check()``.
 
 Each check builds fresh estimators with ``make(**overrides)`` and raises
-``AssertionError`` when the model breaks the contract of :mod:`density.base`.
+``AssertionError`` when the model breaks the contract of :mod:`roadworthy.density.base`.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from density.base import DensityModel, Standardizer, check_param
+from roadworthy.density.base import DensityModel, Standardizer, check_param
 
 
 class IsolationForestDensity(DensityModel):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import gammaln
 
-from density.base import DensityModel, Standardizer, check_param
+from roadworthy.density.base import DensityModel, Standardizer, check_param
 
 
 def _log_ball_volume(d: int) -> float:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from density.base import DensityModel, Standardizer, check_param
-from density.mdn_torch import MixtureNet, components, log_prob, resolve_device, train
+from roadworthy.density.base import DensityModel, Standardizer, check_param
+from roadworthy.density.mdn_torch import MixtureNet, components, log_prob, resolve_device, train
 
 
 class MDN(DensityModel):

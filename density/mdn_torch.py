@@ -1,4 +1,4 @@
-"""Tensor code of the mixture density network (the facade is :mod:`density.mdn`).
+"""Tensor code of the mixture density network (the facade is :mod:`roadworthy.density.mdn`).
 
 Everything here works in standardized units; the facade converts to and from the
 user's physical units.

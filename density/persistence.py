@@ -10,15 +10,13 @@ temporary name and renamed into place.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from data.errors import RoadworthyError
-from data.writer import replace_dir
+from roadworthy.data.errors import RoadworthyError
+from roadworthy.data.writer import staging_dir
 
 FORMAT = "roadworthy-behavior-model"
 FORMAT_VERSION = 1
@@ -36,18 +34,11 @@ class ModelFileError(RoadworthyError):
 def save_folder(folder: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
     """Write ``meta`` and ``arrays`` to ``folder`` atomically (replacing it)."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    staging.chmod(0o755)
-    try:
+    with staging_dir(folder) as staging:
         body = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
         (staging / META_FILE).write_text(json.dumps(body, indent=2, allow_nan=False) + "\n")
         with open(staging / ARRAYS_FILE, "wb") as fh:
             np.savez_compressed(fh, **{k: np.asarray(v) for k, v in arrays.items()})
-        replace_dir(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return folder
 
 

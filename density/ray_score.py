@@ -1,6 +1,6 @@
 """``score`` on the Ray engine: :meth:`BehaviorModel.score_batch` in Ray Data actors.
 
-The math is the local engine's (:meth:`density.behavior.BehaviorModel.score_batch`);
+The math is the local engine's (:meth:`roadworthy.density.behavior.BehaviorModel.score_batch`);
 only the plumbing differs: files read by Ray Data tasks, batches scored by actors
 that each load the behaviour model (and policy) once, flags written as a folder of
 Parquet files. The local engine validates every row-level rule of the log
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from data.errors import LogError
+from roadworthy.data.errors import LogError
 
 SCORE_COLUMNS = ("episode_id", "step", "source", "obs", "action", "speed", "map_name", "scenario")
 
@@ -25,13 +25,13 @@ class BatchScorer:
     """A Ray actor: holds the behaviour model (and policy) and scores batches of rows."""
 
     def __init__(self, model_dir: str, policy: str | None, alpha: float | None, allow_code: bool = False) -> None:
-        from density.behavior import BehaviorModel
+        from roadworthy.density.behavior import BehaviorModel
 
         self.model = BehaviorModel.load(model_dir)
         self.alpha = alpha
         self.policy = None
         if policy:
-            from data.policy_code import load_policy
+            from roadworthy.data.policy_code import load_policy
 
             self.policy = load_policy(
                 policy, obs_names=self.model.obs_names, action_names=self.model.action_names, allow_code=allow_code
@@ -76,9 +76,9 @@ def score_ray(
     """
     import ray
 
-    from data.dataset import scan_logs
-    from data.ray_engine import actor_count, ray_session, read_logs, write_folder
-    from density.behavior import BehaviorModel
+    from roadworthy.data.dataset import scan_logs
+    from roadworthy.data.ray_engine import actor_count, ray_session, read_logs, write_folder
+    from roadworthy.density.behavior import BehaviorModel
 
     meta = scan_logs(logs).metadata
     BehaviorModel.load(model_dir).check_names(meta.obs_names, meta.action_names, str(model_dir))

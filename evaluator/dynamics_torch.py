@@ -1,4 +1,4 @@
-"""Tensor code of the learned driving model (the facade is :mod:`evaluator.model_based`).
+"""Tensor code of the learned driving model (the facade is :mod:`roadworthy.evaluator.model_based`).
 
 One module holds E independent networks (an ensemble on bootstrap resamples of the
 episodes) as batched weight tensors, so a minibatch trains every member at once.
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from evaluator.fqe_torch import ensemble_layers
+from roadworthy.evaluator.fqe_torch import ensemble_layers
 
 LOG_2PI = math.log(2 * math.pi)
 

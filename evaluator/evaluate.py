@@ -3,19 +3,19 @@
 For each policy: its actions on every logged state, gated by the behaviour density
 (trusted support at ``support_alpha``), give its coverage; the value and every cost
 channel come from the headline estimator, chosen per run from the data
-(:mod:`evaluator.headline`):
+(:mod:`roadworthy.evaluator.headline`):
 
-* the learned driving model (:mod:`evaluator.model_eval`), fitted once on the log,
+* the learned driving model (:mod:`roadworthy.evaluator.model_eval`), fitted once on the log,
   every policy driven in it from the logged starts, pessimistic in proportion to how
-  far its decisions leave the logged support (:mod:`evaluator.model_rollout`);
-* fitted Q evaluation with density-gated pessimism (:mod:`evaluator.fqe`), fitted
+  far its decisions leave the logged support (:mod:`roadworthy.evaluator.model_rollout`);
+* fitted Q evaluation with density-gated pessimism (:mod:`roadworthy.evaluator.fqe`), fitted
   per policy.
 
-Importance sampling (:mod:`evaluator.importance`) runs beside as a cross-check.
+Importance sampling (:mod:`roadworthy.evaluator.importance`) runs beside as a cross-check.
 
 Every figure comes per bootstrap head, on Poisson resamples of the episodes drawn
 first from the seed and shared by every policy and by the logged behaviour's own
-figures, so that comparisons between them (:mod:`evaluator.gate`) are paired.
+figures, so that comparisons between them (:mod:`roadworthy.evaluator.gate`) are paired.
 ``value.lower`` combines both kinds of doubt: the lower bound after out-of-support
 decisions minus the statistical margin across heads. ``costs.<name>.upper`` is the
 mirror image for costs.
@@ -25,98 +25,34 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
-from data.errors import UsageError
-from data.policy_code import load_policy
-from density.behavior import BehaviorModel
-from evaluator.coverage import coverage_by
-from evaluator.fqe import FQEConfig, episode_bootstrap, fit_fqe
-from evaluator.headline import ESTIMATORS, Screening, Selection, choose, fqe_held_out_check, screen_members
-from evaluator.importance import ISConfig
-from evaluator.logdata import EvalData, load_eval_data
-from evaluator.model_based import ModelConfig
-from evaluator.model_eval import ModelEvaluator, episode_returns
-from evaluator.model_rollout import RolloutSettings
-from evaluator.policy_entry import (
+from roadworthy.data.errors import UsageError
+from roadworthy.data.policy_code import load_policy
+from roadworthy.density.behavior import BehaviorModel
+from roadworthy.evaluator.coverage import coverage_by
+from roadworthy.evaluator.evaluate_config import EvaluateConfig
+from roadworthy.evaluator.fqe import episode_bootstrap, fit_fqe
+from roadworthy.evaluator.headline import Screening, Selection, choose, fqe_held_out_check, screen_members
+from roadworthy.evaluator.logdata import EvalData, load_eval_data
+from roadworthy.evaluator.model_eval import ModelEvaluator, episode_returns
+from roadworthy.evaluator.policy_entry import (
     HeadFigures,
     figures_block,
     heads_dict,
     importance_block,
     interval_multiplier,
 )
-from evaluator.policy_view import behavior_logp_arrays, episode_keys, support_level, to_policy_view, view_arrays
-
-
-@dataclass(frozen=True)
-class EvaluateConfig:
-    """Settings of an evaluation.
-
-    Parameters
-    ----------
-    gamma : float
-        Discount in (0, 1].
-    support_alpha : float
-        Conformal level below which a decision leaves the trusted support. Smaller
-        than the flags' default: over a long episode, false alarms at 0.01 per
-        decision would gate almost every trajectory.
-    trust_alpha : float
-        (FQE) Conformal level above which the Q-function is evaluated at the policy's
-        own action; below it, at the action pulled back toward the logged one.
-    confidence : float
-        Of the intervals.
-    heads : int
-        Bootstrap heads of whichever estimator runs (and of the paired comparisons).
-    estimator : {"auto", "model", "fqe"}
-        The headline estimator; ``auto`` applies the rule of :mod:`evaluator.headline`.
-    tolerance : float
-        That rule's tolerance on the model's held-out relative error.
-    next_samples : int
-        (FQE) Actions drawn per state for a stochastic policy.
-    cell : float
-        Map cell size for coverage, m.
-    seed : int
-    model, rollout, fqe, importance : configs of the estimators
-    """
-
-    gamma: float = 0.99
-    support_alpha: float = 0.001
-    trust_alpha: float = 0.05
-    confidence: float = 0.95
-    heads: int = 10
-    estimator: str = "auto"
-    tolerance: float = 0.1
-    next_samples: int = 8
-    cell: float = 25.0
-    seed: int = 0
-    model: ModelConfig = field(default_factory=ModelConfig)
-    rollout: RolloutSettings = field(default_factory=RolloutSettings)
-    fqe: FQEConfig = field(default_factory=FQEConfig)
-    importance: ISConfig = field(default_factory=ISConfig)
-
-    def validate(self) -> None:
-        """Raise :class:`UsageError` for settings out of range."""
-        if not 0.0 < self.gamma <= 1.0:
-            raise UsageError(f"--gamma must lie in (0, 1], got {self.gamma}", "use a discount such as 0.99")
-        if not 0.0 < self.support_alpha < 1.0:
-            raise UsageError(f"--support-alpha must lie in (0, 1), got {self.support_alpha}", "e.g. 0.001")
-        if not 0.5 <= self.confidence < 1.0:
-            raise UsageError(f"confidence must lie in [0.5, 1), got {self.confidence}", "e.g. 0.95")
-        if self.heads < 2:
-            raise UsageError(f"the estimators need at least 2 bootstrap heads, got {self.heads}", "use --heads 10")
-        if self.estimator not in ESTIMATORS:
-            raise UsageError(f"unknown estimator {self.estimator!r}", f"use one of {', '.join(ESTIMATORS)}")
-        if self.fqe.pessimism not in ("terminal", "horizon") or self.rollout.pessimism not in ("terminal", "horizon"):
-            raise UsageError("unknown pessimism", "use terminal or horizon")
-        self.model.validate()
-
-    @property
-    def fqe_config(self) -> FQEConfig:
-        """FQE's settings with this evaluation's heads."""
-        return replace(self.fqe, heads=self.heads)
+from roadworthy.evaluator.policy_view import (
+    behavior_logp_arrays,
+    episode_keys,
+    support_level,
+    to_policy_view,
+    view_arrays,
+)
 
 
 def policy_view(data: EvalData, policy, model: BehaviorModel, config: EvaluateConfig, seed: int):
@@ -147,7 +83,7 @@ def behavior_value(
     policy can be compared with the behaviour pairwise. No identification part: the
     logs are the behaviour's own outcomes. ``returns``: the (episodes, 1 + C)
     discounted returns when another engine summed them (Ray). ``keep``: the heads the
-    run kept (see :func:`evaluator.headline.screen_members`).
+    run kept (see :func:`roadworthy.evaluator.headline.screen_members`).
     """
     w = episode_bootstrap(np.random.default_rng(config.seed), config.heads, data.n_episodes)
     if keep is not None:
@@ -267,7 +203,7 @@ def evaluate_policy(
 ) -> dict:
     """Evaluate one policy file; the report entry of contract section 3.
 
-    ``view``: the output of :func:`evaluator.policy_view.view_arrays` for every row of
+    ``view``: the output of :func:`roadworthy.evaluator.policy_view.view_arrays` for every row of
     ``data`` in order, when another engine computed it (Ray); computed here otherwise.
     ``heads`` holds the per-head figures behind the intervals, for paired comparisons.
     """
@@ -354,7 +290,7 @@ def evaluate(
         ``module:callable``); for trusted files only.
     engine : {"local", "ray"}
         ``ray`` runs the row-wise work (policy views, behaviour densities, per-episode
-        returns) on Ray (:mod:`evaluator.ray_eval`); the report is the same.
+        returns) on Ray (:mod:`roadworthy.evaluator.ray_eval`); the report is the same.
     address : str, optional
         Ray cluster address (default: start a local Ray).
 
@@ -362,36 +298,22 @@ def evaluate(
     ------
     LogError, PolicyError, UsageError
     """
-    from evaluator import __version__
+    from roadworthy._version import __version__
+    from roadworthy.data.ray_engine import check_engine
 
     config = config or EvaluateConfig()
     config.validate()
+    check_engine(engine, address)  # "Ray" or a typo must not quietly run locally
     if not policies:
         raise UsageError("no policy given", "pass --policy P.onnx (several times for several policies)")
     stage = on_stage or (lambda s: None)
-    stage("reading the log")
-    data = load_eval_data(logs)
-    bm: BehaviorModel | None = None
-    if isinstance(model, BehaviorModel):
-        bm, model_desc = model, "given"
-    elif model is not None:
-        bm, model_desc = BehaviorModel.load(model), str(model)
-    if bm is not None:
-        bm.check_names(data.obs_names, data.action_names, model_desc)
-    # Refuse a missing, mismatched or code-carrying policy file before minutes of fitting.
-    for path in policies:
-        load_policy(path, obs_names=data.obs_names, action_names=data.action_names, allow_code=allow_code)
-    if bm is None:
-        stage("fitting the behaviour density model (pass --model to reuse one)")
-        bm = BehaviorModel.fit(logs)
-        model_desc = "fitted on the fly"
+    data, bm, model_desc = _checked_inputs(logs, policies, model, allow_code, stage)
     with ExitStack() as stack:
         rows = None
         if engine == "ray":
-            from data.ray_engine import check_engine, ray_session
-            from evaluator.ray_eval import RayRowWork
+            from roadworthy.data.ray_engine import ray_session
+            from roadworthy.evaluator.ray_eval import RayRowWork
 
-            check_engine(engine, address)
             stage("starting Ray" if not address else f"connecting to Ray at {address}")
             stack.enter_context(ray_session(address))
             rows = RayRowWork(logs, data, model if isinstance(model, str | Path) else bm, config, allow_code)
@@ -427,6 +349,27 @@ def evaluate(
             if on_policy:
                 on_policy(report["policies"][-1])
     return report
+
+
+def _checked_inputs(logs, policies, model, allow_code: bool, stage) -> tuple[EvalData, BehaviorModel, str]:
+    """Read the log; check the behaviour model, then every policy file, before any fitting."""
+    stage("reading the log")
+    data = load_eval_data(logs)
+    bm: BehaviorModel | None = None
+    if isinstance(model, BehaviorModel):
+        bm, model_desc = model, "given"
+    elif model is not None:
+        bm, model_desc = BehaviorModel.load(model), str(model)
+    if bm is not None:
+        bm.check_names(data.obs_names, data.action_names, model_desc)
+    # Refuse a missing, mismatched or code-carrying policy file before minutes of fitting.
+    for path in policies:
+        load_policy(path, obs_names=data.obs_names, action_names=data.action_names, allow_code=allow_code)
+    if bm is None:
+        stage("fitting the behaviour density model (pass --model to reuse one)")
+        bm = BehaviorModel.fit(logs)
+        model_desc = "fitted on the fly"
+    return data, bm, model_desc
 
 
 def _config_dict(config: EvaluateConfig) -> dict:

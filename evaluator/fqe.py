@@ -33,8 +33,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from evaluator.fqe_torch import HI, LO, MID, EnsembleMLP, predict, train_fqe
-from evaluator.logdata import EvalData
+from roadworthy.evaluator.fqe_torch import (
+    HI,
+    LO,
+    MID,
+    EnsembleMLP,
+    FQEProblem,
+    FQESchedule,
+    predict,
+    resolve_device,
+    train_fqe,
+)
+from roadworthy.evaluator.logdata import EvalData
 
 
 @dataclass(frozen=True)
@@ -94,7 +104,7 @@ class PolicyView:
     trusted : (N, K, A) the actions at which Q is evaluated: the policy's own where
         the logs cover them well, else pulled back toward the logged action just far
         enough to be covered (Q cannot be trusted further out; see
-        :func:`evaluator.evaluate.policy_view`)
+        :func:`roadworthy.evaluator.evaluate.policy_view`)
     """
 
     actions: np.ndarray
@@ -187,29 +197,62 @@ def fit_fqe(
     device: str = "cpu",
     on_iteration=None,
 ) -> FQEResult:
-    """Fit FQE for one policy and return start-state values per head and channel."""
+    """Fit FQE for one policy and return start-state values per head and channel.
+
+    ``device`` is where the Q-networks train (``"cpu"``, or ``"cuda"`` where torch sees
+    a GPU); an unknown or unavailable device is an error, never a silent fallback.
+    """
     if config.heads < 2:
         raise ValueError("FQE needs at least 2 heads for its statistical interval")
+    dev = resolve_device(device)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
+    ep_w = episode_bootstrap(rng, config.heads, data.n_episodes)
+    rows = _training_rows(data, config.max_rows, rng)
+    scaler = _input_scaler(data)
+    problem = build_problem(data, view, config, gamma, rows, ep_w, scaler)
+    net = EnsembleMLP(
+        config.heads,
+        problem.x.shape[1] - data.action.shape[1],
+        data.action.shape[1],
+        tuple(config.hidden),
+        problem.reward.shape[1],
+        seed,
+    ).to(dev)
+    schedule = FQESchedule(
+        gamma=gamma,
+        fail_prob=config.failure_prob,
+        iterations=config.iterations or data.horizon + 20,
+        steps_per_iteration=config.steps_per_iteration,
+        batch_size=config.batch_size,
+        lr=config.learning_rate,
+        seed=seed,
+    )
+    losses = train_fqe(net, problem.to(dev), schedule, on_iteration=on_iteration)
+    q = _QReader(net, data, scaler, problem.channel_scale, gamma)
+    mid, lo, hi, v_mid = _start_values(q, data, view, config, ep_w)
+    # Plain Q of the logged actions and V of the logged states (for doubly robust).
+    q_logged = q(data.obs, data.action, data.to_go)[..., MID].mean(0)
     n, k = view.gate.shape
-    e = config.heads
-    ep_w = episode_bootstrap(rng, e, data.n_episodes)
+    qv = q(np.repeat(data.obs, k, axis=0), view.trusted.reshape(-1, view.trusted.shape[-1]), np.repeat(data.to_go, k))[
+        ..., MID
+    ]
+    v_state = qv.reshape(config.heads, n, k, -1).mean(2).mean(0)
+    return FQEResult(mid, lo, hi, losses, ep_w, q_logged, v_state, v_mid)
 
-    # Training rows: whole episodes, subsampled above max_rows.
-    rows = np.arange(n)
-    if n > config.max_rows:
-        keep_eps = rng.permutation(data.n_episodes)
-        counts = np.bincount(data.episode, minlength=data.n_episodes)
-        chosen = keep_eps[np.cumsum(counts[keep_eps]) <= config.max_rows]
-        rows = np.flatnonzero(np.isin(data.episode, chosen))
 
-    # Next-state policy actions and gates come from the following logged row
-    # (same episode); where the log stopped early, from the row itself.
-    nxt = np.minimum(np.arange(n) + 1, n - 1)
-    same = np.r_[data.episode[1:] == data.episode[:-1], False]
-    nxt = np.where(same, nxt, np.arange(n))
+def _training_rows(data: EvalData, max_rows: int, rng: np.random.Generator) -> np.ndarray:
+    """Training rows: whole episodes, subsampled above ``max_rows``."""
+    if data.n <= max_rows:
+        return np.arange(data.n)
+    keep_eps = rng.permutation(data.n_episodes)
+    counts = np.bincount(data.episode, minlength=data.n_episodes)
+    chosen = keep_eps[np.cumsum(counts[keep_eps]) <= max_rows]
+    return np.flatnonzero(np.isin(data.episode, chosen))
 
+
+def _input_scaler(data: EvalData) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and scale of the network inputs (state, time to go, action)."""
     x_all = np.hstack([data.obs, (data.to_go / data.horizon)[:, None], data.action]).astype(np.float64)
     scaler = (x_all.mean(axis=0), x_all.std(axis=0) + 1e-6)
     d = data.obs.shape[1]
@@ -221,69 +264,77 @@ def fit_fqe(
     a = slice(d + 1, d + 1 + data.action.shape[1])
     scaler[0][a] = (data.action_high + data.action_low) / 2
     scaler[1][a] = (data.action_high - data.action_low) / 2
-    x = _inputs(data.obs[rows], data.action[rows], data.to_go[rows], data.horizon, scaler)
-    nxt_rows = nxt[rows]
-    a_next = view.trusted[nxt_rows]  # (R, K, A)
-    x_next = _inputs(
-        np.repeat(data.next_obs[rows], k, axis=0),
-        a_next.reshape(-1, a_next.shape[-1]),
-        np.repeat(data.next_to_go[rows], k),
-        data.horizon,
-        scaler,
-    )
-    gate = torch.as_tensor(view.gate[nxt_rows])
-    lo_v, hi_v = pessimistic_values(data, data.next_to_go[rows], gamma, config.pessimism)
-    reward = np.hstack([data.reward[rows, None], data.costs[rows]])
-    bounds = value_bounds(data, data.to_go[rows], gamma)
-    fail = np.hstack([lo_v[:, :1], hi_v[:, 1:]])
-    every = np.hstack([data.reward[:, None], data.costs])
-    channel_scale = torch.as_tensor(
-        np.maximum(np.maximum(np.abs(every.mean(axis=0)), every.std(axis=0)), 1e-4), dtype=torch.float32
-    )
-    net = EnsembleMLP(
-        e, x.shape[1] - data.action.shape[1], data.action.shape[1], tuple(config.hidden), reward.shape[1], seed
-    )
-    losses = train_fqe(
-        net,
-        x=x,
-        scale=step_scale(data.to_go[rows], gamma),
-        scale_next=step_scale(np.repeat(data.next_to_go[rows], k), gamma),
-        channel_scale=channel_scale,
-        reward=torch.as_tensor(reward, dtype=torch.float32),
-        cont=torch.as_tensor(data.cont[rows]),
-        x_next=x_next,
-        next_k=k,
-        gate=gate,
-        pess_lo=torch.as_tensor(lo_v, dtype=torch.float32),
-        pess_hi=torch.as_tensor(hi_v, dtype=torch.float32),
-        fail=torch.as_tensor(fail, dtype=torch.float32),
-        fail_prob=config.failure_prob,
-        weights=torch.as_tensor(ep_w[:, data.episode[rows]], dtype=torch.float32),
-        bounds=torch.as_tensor(bounds, dtype=torch.float32),
-        gamma=gamma,
-        iterations=config.iterations or data.horizon + 20,
-        steps_per_iteration=config.steps_per_iteration,
-        batch_size=config.batch_size,
-        lr=config.learning_rate,
-        seed=seed,
-        on_iteration=on_iteration,
-    )
+    return scaler
 
-    # Start-state values: V(s0) = mean over pi's actions, gated for the bounds.
-    s0 = data.starts
-    q0 = predict(
-        net,
-        _inputs(
-            np.repeat(data.obs[s0], k, axis=0),
-            view.trusted[s0].reshape(-1, view.trusted.shape[-1]),
-            np.repeat(data.to_go[s0], k),
+
+def build_problem(
+    data: EvalData,
+    view: PolicyView,
+    config: FQEConfig,
+    gamma: float,
+    rows: np.ndarray,
+    ep_w: np.ndarray,
+    scaler: tuple[np.ndarray, np.ndarray],
+) -> FQEProblem:
+    """The tensors of the fitted Q iterations for one policy (see :class:`FQEProblem`)."""
+    n, k = view.gate.shape
+    # Next-state policy actions and gates come from the following logged row
+    # (same episode); where the log stopped early, from the row itself.
+    nxt = np.minimum(np.arange(n) + 1, n - 1)
+    same = np.r_[data.episode[1:] == data.episode[:-1], False]
+    nxt = np.where(same, nxt, np.arange(n))[rows]
+    a_next = view.trusted[nxt]  # (R, K, A)
+    lo_v, hi_v = pessimistic_values(data, data.next_to_go[rows], gamma, config.pessimism)
+    every = np.hstack([data.reward[:, None], data.costs])
+
+    def f32(a) -> torch.Tensor:
+        return torch.as_tensor(a, dtype=torch.float32)
+
+    return FQEProblem(
+        x=_inputs(data.obs[rows], data.action[rows], data.to_go[rows], data.horizon, scaler),
+        scale=step_scale(data.to_go[rows], gamma),
+        channel_scale=f32(np.maximum(np.maximum(np.abs(every.mean(axis=0)), every.std(axis=0)), 1e-4)),
+        reward=f32(np.hstack([data.reward[rows, None], data.costs[rows]])),
+        cont=torch.as_tensor(data.cont[rows]),
+        x_next=_inputs(
+            np.repeat(data.next_obs[rows], k, axis=0),
+            a_next.reshape(-1, a_next.shape[-1]),
+            np.repeat(data.next_to_go[rows], k),
             data.horizon,
             scaler,
         ),
-        step_scale(np.repeat(data.to_go[s0], k), gamma),
-        channel_scale,
+        scale_next=step_scale(np.repeat(data.next_to_go[rows], k), gamma),
+        next_k=k,
+        gate=torch.as_tensor(view.gate[nxt]),
+        pess_lo=f32(lo_v),
+        pess_hi=f32(hi_v),
+        fail=f32(np.hstack([lo_v[:, :1], hi_v[:, 1:]])),
+        weights=f32(ep_w[:, data.episode[rows]]),
+        bounds=f32(value_bounds(data, data.to_go[rows], gamma)),
+    )
+
+
+class _QReader:
+    """Q values (E, N, C, 3) of (state, action, steps to go) rows from a trained network."""
+
+    def __init__(self, net, data: EvalData, scaler, channel_scale: torch.Tensor, gamma: float) -> None:
+        self.net, self.data, self.scaler, self.cs, self.gamma = net, data, scaler, channel_scale, gamma
+
+    def __call__(self, obs: np.ndarray, action: np.ndarray, to_go: np.ndarray) -> np.ndarray:
+        x = _inputs(obs, action, to_go, self.data.horizon, self.scaler)
+        return predict(self.net, x, step_scale(to_go, self.gamma), self.cs)
+
+
+def _start_values(q: _QReader, data: EvalData, view: PolicyView, config: FQEConfig, ep_w: np.ndarray):
+    """Start-state values per head and channel: V(s0), the mean over pi's actions, gated for the bounds."""
+    e, k = config.heads, view.gate.shape[1]
+    s0 = data.starts
+    q0 = q(
+        np.repeat(data.obs[s0], k, axis=0),
+        view.trusted[s0].reshape(-1, view.trusted.shape[-1]),
+        np.repeat(data.to_go[s0], k),
     ).reshape(e, len(s0), k, -1, 3)
-    lo0, hi0 = pessimistic_values(data, data.to_go[s0], gamma, config.pessimism)
+    lo0, hi0 = pessimistic_values(data, data.to_go[s0], q.gamma, config.pessimism)
     g0 = view.gate[s0][None, :, :, None]
     fail0 = np.hstack([lo0[:, :1], hi0[:, 1:]])[None, :, None, :]
     v_mid = (q0[..., MID] + g0 * config.failure_prob * (fail0 - q0[..., MID])).mean(2)
@@ -295,25 +346,4 @@ def fit_fqe(
     # The three outputs are fitted separately; the true bounds satisfy lo <= mid <= hi.
     lo = np.minimum((w0[:, :, None] * v_lo).sum(1) / norm, mid)
     hi = np.maximum((w0[:, :, None] * v_hi).sum(1) / norm, mid)
-
-    # Plain Q of the logged actions and V of the logged states (for doubly robust).
-    q_logged = predict(
-        net,
-        _inputs(data.obs, data.action, data.to_go, data.horizon, scaler),
-        step_scale(data.to_go, gamma),
-        channel_scale,
-    )[..., MID].mean(0)
-    qv = predict(
-        net,
-        _inputs(
-            np.repeat(data.obs, k, axis=0),
-            view.trusted.reshape(-1, view.trusted.shape[-1]),
-            np.repeat(data.to_go, k),
-            data.horizon,
-            scaler,
-        ),
-        step_scale(np.repeat(data.to_go, k), gamma),
-        channel_scale,
-    )[..., MID]
-    v_state = qv.reshape(e, n, k, -1).mean(2).mean(0)
-    return FQEResult(mid, lo, hi, losses, ep_w, q_logged, v_state, v_mid)
+    return mid, lo, hi, v_mid

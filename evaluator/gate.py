@@ -1,11 +1,11 @@
 """The CI gate: checks on an evaluation report, and the versioned JSON verdict.
 
 :func:`verdict` is a pure function of an evaluation report (from
-:func:`evaluator.evaluate.evaluate`, which holds per-head figures on episode
+:func:`roadworthy.evaluator.evaluate.evaluate`, which holds per-head figures on episode
 resamples shared by every policy and by the logged behaviour), the names of
-candidate and baseline, and a :class:`~evaluator.gate_config.GateConfig`. The JSON
+candidate and baseline, and a :class:`~roadworthy.evaluator.gate_config.GateConfig`. The JSON
 verdict is the source of truth; JUnit XML, Markdown and the terminal table are
-rendered from it (:mod:`evaluator.gate_render`).
+rendered from it (:mod:`roadworthy.evaluator.gate_render`).
 
 Paired comparisons: for each bootstrap head b, d_b = candidate_b - baseline_b on
 the same resampled episodes (and, with the learned model, in the same learned world
@@ -32,9 +32,9 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
-from evaluator.gate_config import GateConfig
+from roadworthy.evaluator.gate_config import GateConfig
+from roadworthy.evaluator.policy_entry import interval_multiplier
 
 VERDICT_VERSION = 1
 
@@ -58,8 +58,7 @@ def sha256(path: str | Path) -> str | None:
 
 def _paired(cand: list[float], base: list[float], confidence: float, side: str) -> tuple[float, float]:
     d = np.asarray(cand, dtype=np.float64) - np.asarray(base, dtype=np.float64)
-    b = len(d)
-    t = float(stats.t.ppf(confidence, b - 1)) * np.sqrt(1 + 1 / b)
+    t = interval_multiplier(confidence, len(d), sided="one")
     sd = float(d.std(ddof=1))
     return float(d.mean()), float(d.mean() - t * sd if side == "lower" else d.mean() + t * sd)
 
@@ -85,6 +84,91 @@ def _find(report: dict, name: str) -> dict:
     raise KeyError(name)
 
 
+def value_checks(cand: dict, base: dict, behavior: bool, config: GateConfig) -> list[dict]:
+    """Non-inferiority of the value (paired lower bound against the margin)."""
+    if not config.value.enabled:
+        return []
+    conf = config.evaluation.confidence
+    cv = config.value.bound
+    vb = "estimate" if behavior else config.value.baseline_figure()
+    diff, low = _paired(cand["heads"]["value"][cv], base["heads"]["value"][vb], conf, "lower")
+    thr = -(config.value.margin + config.value.relative_margin * abs(base["value"]["estimate"]))
+    ok = low >= thr
+    reason = (
+        f"paired {round(100 * conf)} % lower bound of candidate ({cv}) minus baseline ({vb}) is {low:.3g}, "
+        + ("within" if ok else "beyond")
+        + f" the margin {thr:.3g}"
+    )
+    return [_check("value_non_inferiority", ok, low, thr, ">=", reason, mean_difference=diff)]
+
+
+def coverage_checks(cand: dict, config: GateConfig) -> list[dict]:
+    """Minimum share of the candidate's decisions inside the trusted support."""
+    cov = cand["coverage"]
+    ok = cov >= config.coverage.min
+    reason = f"{100 * cov:.1f} % of the candidate's decisions lie inside the trusted support " + (
+        "(enough)" if ok else f"(needs {100 * config.coverage.min:.1f} %)"
+    )
+    return [_check("coverage_min", ok, cov, config.coverage.min, ">=", reason)]
+
+
+def cost_checks(cand: dict, base: dict, behavior: bool, config: GateConfig) -> list[dict]:
+    """Per gated channel: paired upper bound of the cost difference against its margin."""
+    conf = config.evaluation.confidence
+    checks = []
+    for ch in config.costs.gated(sorted(cand["costs"])):
+        cid = f"cost_non_inferiority.{ch}"
+        if ch not in cand["costs"] or ch not in base["costs"]:
+            reason = f"cost channel '{ch}' is not in the log; the gate cannot vouch for it"
+            checks.append(_check(cid, False, None, None, "<=", reason))
+            continue
+        if not config.costs.enabled:
+            continue
+        cc = config.costs.bound
+        cb = "estimate" if behavior else config.costs.baseline_figure()
+        diff, high = _paired(cand["heads"]["costs"][ch][cc], base["heads"]["costs"][ch][cb], conf, "upper")
+        thr = config.costs.margin_for(ch) + config.costs.relative_margin * abs(base["costs"][ch]["estimate"])
+        ok = high <= thr
+        reason = (
+            f"paired {round(100 * conf)} % upper bound of candidate ({cc}) minus baseline ({cb}) '{ch}' "
+            f"is {high:.3g}, " + ("within" if ok else "beyond") + f" the margin {thr:.3g}"
+        )
+        checks.append(_check(cid, ok, high, thr, "<=", reason, mean_difference=diff))
+    return checks
+
+
+def limit_checks(cand: dict, config: GateConfig) -> list[dict]:
+    """Absolute limits on the candidate's pessimistic costs."""
+    checks = []
+    for ch, limit in sorted(config.costs.limits.items()):
+        up = cand["costs"].get(ch, {}).get("upper")
+        ok = up is not None and up <= limit
+        reason = (
+            f"cost channel '{ch}' is not in the log"
+            if up is None
+            else f"candidate's pessimistic '{ch}' is {up:.3g}, " + ("under" if ok else "over") + f" {limit:.3g}"
+        )
+        checks.append(_check(f"cost_limit.{ch}", ok, up, limit, "<=", reason))
+    return checks
+
+
+def ood_checks(cand: dict, config: GateConfig) -> list[dict]:
+    """Maximum out-of-support rate of the candidate per source or scenario group."""
+    if config.ood.max_rate is None:
+        return []
+    checks = []
+    for kind in config.ood.by:
+        for group, g in sorted(cand["coverage_by"].get(kind, {}).items()):
+            rate = 1.0 - g["coverage"]
+            ok = rate <= config.ood.max_rate
+            reason = (
+                f"{100 * rate:.1f} % of the candidate's decisions on {g['rows']} {kind} '{group}' rows "
+                "are outside the trusted support"
+            )
+            checks.append(_check(f"ood_rate.{kind}={group}", ok, rate, config.ood.max_rate, "<=", reason))
+    return checks
+
+
 def verdict(report: dict, candidate: str, baseline: str, config: GateConfig) -> dict:
     """Run every configured check; the JSON-ready verdict.
 
@@ -97,107 +181,14 @@ def verdict(report: dict, candidate: str, baseline: str, config: GateConfig) -> 
     config : GateConfig
     """
     cand, base = _find(report, candidate), _find(report, baseline)
-    conf = config.evaluation.confidence
-    checks: list[dict] = []
-
-    if config.value.enabled:
-        cv = config.value.bound
-        vb = config.value.baseline_figure() if baseline != "behavior" else "estimate"
-        diff, low = _paired(cand["heads"]["value"][cv], base["heads"]["value"][vb], conf, "lower")
-        thr = -(config.value.margin + config.value.relative_margin * abs(base["value"]["estimate"]))
-        ok = low >= thr
-        checks.append(
-            _check(
-                "value_non_inferiority",
-                ok,
-                low,
-                thr,
-                ">=",
-                f"paired {round(100 * conf)} % lower bound of candidate ({cv}) minus baseline "
-                f"({vb}) is {low:.3g}, " + ("within" if ok else "beyond") + f" the margin {thr:.3g}",
-                mean_difference=diff,
-            )
-        )
-
-    cov = cand["coverage"]
-    ok = cov >= config.coverage.min
-    checks.append(
-        _check(
-            "coverage_min",
-            ok,
-            cov,
-            config.coverage.min,
-            ">=",
-            f"{100 * cov:.1f} % of the candidate's decisions lie inside the trusted support "
-            + ("(enough)" if ok else f"(needs {100 * config.coverage.min:.1f} %)"),
-        )
-    )
-
-    channels = config.costs.gated(sorted(cand["costs"]))
-    for ch in channels:
-        if ch not in cand["costs"] or ch not in base["costs"]:
-            checks.append(
-                _check(
-                    f"cost_non_inferiority.{ch}",
-                    False,
-                    None,
-                    None,
-                    "<=",
-                    f"cost channel '{ch}' is not in the log; the gate cannot vouch for it",
-                )
-            )
-            continue
-        if config.costs.enabled:
-            cc = config.costs.bound
-            cb = config.costs.baseline_figure() if baseline != "behavior" else "estimate"
-            diff, high = _paired(cand["heads"]["costs"][ch][cc], base["heads"]["costs"][ch][cb], conf, "upper")
-            thr = config.costs.margin_for(ch) + config.costs.relative_margin * abs(base["costs"][ch]["estimate"])
-            ok = high <= thr
-            checks.append(
-                _check(
-                    f"cost_non_inferiority.{ch}",
-                    ok,
-                    high,
-                    thr,
-                    "<=",
-                    f"paired {round(100 * conf)} % upper bound of candidate ({cc}) minus baseline ({cb}) '{ch}' "
-                    f"is {high:.3g}, " + ("within" if ok else "beyond") + f" the margin {thr:.3g}",
-                    mean_difference=diff,
-                )
-            )
-    for ch, limit in sorted(config.costs.limits.items()):
-        up = cand["costs"].get(ch, {}).get("upper")
-        ok = up is not None and up <= limit
-        checks.append(
-            _check(
-                f"cost_limit.{ch}",
-                ok,
-                up,
-                limit,
-                "<=",
-                f"cost channel '{ch}' is not in the log"
-                if up is None
-                else f"candidate's pessimistic '{ch}' is {up:.3g}, " + ("under" if ok else "over") + f" {limit:.3g}",
-            )
-        )
-
-    if config.ood.max_rate is not None:
-        for kind in config.ood.by:
-            for group, g in sorted(cand["coverage_by"].get(kind, {}).items()):
-                rate = 1.0 - g["coverage"]
-                ok = rate <= config.ood.max_rate
-                checks.append(
-                    _check(
-                        f"ood_rate.{kind}={group}",
-                        ok,
-                        rate,
-                        config.ood.max_rate,
-                        "<=",
-                        f"{100 * rate:.1f} % of the candidate's decisions on {g['rows']} {kind} '{group}' rows "
-                        "are outside the trusted support",
-                    )
-                )
-
+    behavior = baseline == "behavior"
+    checks = [
+        *value_checks(cand, base, behavior, config),
+        *coverage_checks(cand, config),
+        *cost_checks(cand, base, behavior, config),
+        *limit_checks(cand, config),
+        *ood_checks(cand, config),
+    ]
     passed = all(c["passed"] for c in checks)
 
     def who(p: dict, name: str) -> dict:

@@ -58,7 +58,7 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from data.errors import UsageError
+from roadworthy.data.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class EvaluationSection:
 
     @classmethod
     def of(cls, config) -> EvaluationSection:
-        """The section that describes an :class:`evaluator.evaluate.EvaluateConfig` (the inverse of
+        """The section that describes an :class:`roadworthy.evaluator.evaluate.EvaluateConfig` (the inverse of
         :meth:`GateConfig.evaluate_config`), e.g. to record settings used outside ``roadworthy gate``."""
         return cls(
             gamma=config.gamma,
@@ -181,13 +181,13 @@ class GateConfig:
         return asdict(self)
 
     def evaluate_config(self):
-        """The :class:`evaluator.evaluate.EvaluateConfig` that ``[evaluation]`` asks for."""
+        """The :class:`roadworthy.evaluator.evaluate.EvaluateConfig` that ``[evaluation]`` asks for."""
         from dataclasses import replace
 
-        from evaluator.evaluate import EvaluateConfig
-        from evaluator.fqe import FQEConfig
-        from evaluator.model_based import ModelConfig
-        from evaluator.model_rollout import RolloutSettings
+        from roadworthy.evaluator.evaluate import EvaluateConfig
+        from roadworthy.evaluator.fqe import FQEConfig
+        from roadworthy.evaluator.model_based import ModelConfig
+        from roadworthy.evaluator.model_rollout import RolloutSettings
 
         ev = self.evaluation
         fqe = replace(

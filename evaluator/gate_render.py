@@ -1,6 +1,6 @@
 """Renderings of a gate verdict: JUnit XML, Markdown, terminal table rows.
 
-The JSON verdict (:func:`evaluator.gate.verdict`) is the source of truth; these
+The JSON verdict (:func:`roadworthy.evaluator.gate.verdict`) is the source of truth; these
 functions only format it, so every output says the same thing.
 """
 

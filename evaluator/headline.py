@@ -1,8 +1,8 @@
 """Which estimator gives the headline figures of a run, chosen from the data.
 
 Two estimators can give a policy's value and costs: the learned driving model
-(:mod:`evaluator.model_eval`), fitted once per log with every policy driven in it, and
-fitted Q evaluation (:mod:`evaluator.fqe`), fitted once per policy. Neither is right
+(:mod:`roadworthy.evaluator.model_eval`), fitted once per log with every policy driven in it, and
+fitted Q evaluation (:mod:`roadworthy.evaluator.fqe`), fitted once per policy. Neither is right
 on every log. Both are checked on the one policy whose value the logs show, the
 logged behaviour. The rule, applied on every run with ``estimator = "auto"``:
 
@@ -40,9 +40,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from evaluator.fqe import FQEConfig, fit_fqe, logged_view
-from evaluator.logdata import EvalData
-from evaluator.model_eval import oob_check
+from roadworthy.evaluator.fqe import FQEConfig, fit_fqe, logged_view
+from roadworthy.evaluator.logdata import EvalData
+from roadworthy.evaluator.model_eval import oob_check
 
 ESTIMATORS = ("auto", "model", "fqe")
 
@@ -160,7 +160,7 @@ def choose(
     estimator : {"auto", "model", "fqe"}
         ``model`` and ``fqe`` fix the choice (the checks are still reported).
     model_check : dict or None
-        :meth:`evaluator.model_eval.ModelEvaluator.held_out_check`'s result.
+        :meth:`roadworthy.evaluator.model_eval.ModelEvaluator.held_out_check`'s result.
     fqe_check : callable, optional
         Called without arguments for FQE's check when the rule needs it.
     tolerance : float

@@ -3,7 +3,7 @@
 Per-row ratios rho_t = pi(a_t | s_t) / mu(a_t | s_t) of the logged actions:
 
 * mu, the behaviour density, is the logged ``behavior_logp`` where the logger knew
-  it, and otherwise the behaviour model's p(a | s) (:mod:`density`);
+  it, and otherwise the behaviour model's p(a | s) (:mod:`roadworthy.density`);
 * pi is the policy's own density for a Gaussian policy; a deterministic policy has
   none, so it is smoothed with a Gaussian kernel of width ``bandwidth`` x the
   logged action's standard deviation, per action entry.

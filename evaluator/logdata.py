@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from data.dataset import LogDataset, scan_logs
-from data.errors import UsageError
-from data.schema import cost_columns, cost_name
-from data.surrogates import CHANNELS as SURROGATES
-from data.surrogates import SurrogateSpec
-from data.transitions import iter_transitions
+from roadworthy.data.dataset import LogDataset, scan_logs
+from roadworthy.data.errors import UsageError
+from roadworthy.data.schema import cost_columns, cost_name
+from roadworthy.data.surrogates import CHANNELS as SURROGATES
+from roadworthy.data.surrogates import SurrogateSpec
+from roadworthy.data.transitions import iter_transitions
 
 _EXTRA = ("source", "behavior_logp", "scenario", "map_name", "x", "y", "disengagement")
 
@@ -100,7 +100,7 @@ def load_eval_data(logs: str | Path | LogDataset, *, on_rows=None, surrogates: b
     """Read a log into :class:`EvalData`.
 
     With ``surrogates`` and a log whose metadata declares its safety features
-    (:mod:`data.surrogates`), the surrogate channels ``ttc`` and ``headway`` are added
+    (:mod:`roadworthy.data.surrogates`), the surrogate channels ``ttc`` and ``headway`` are added
     to the cost channels (a log's own ``cost_ttc`` or ``cost_headway`` takes precedence).
 
     Raises
@@ -136,23 +136,8 @@ def load_eval_data(logs: str | Path | LogDataset, *, on_rows=None, surrogates: b
     # the return going, from the last state seen (next_obs repeats obs there).
     cont[cat["truncated"] & (to_go <= 1)] = 0.0
     next_to_go = np.maximum(to_go - 1, 0)
-    cost_arr = np.zeros((n, len(costs) + ("disengagement" in cat)))
-    names = []
-    for j, c in enumerate(costs):
-        cost_arr[:, j] = np.nan_to_num(np.asarray(cat[c], dtype=np.float64))
-        names.append(cost_name(c))
-    if "disengagement" in cat:
-        cost_arr[:, -1] = np.asarray(cat["disengagement"], dtype=np.float64)
-        names.append("disengagement")
-
     spec = SurrogateSpec.from_metadata(meta.extra, meta.obs_names) if surrogates else None
-    sur_names: tuple[str, ...] = ()
-    if spec is not None:
-        keep = [j for j, c in enumerate(SURROGATES) if c not in names]
-        sur_names = tuple(SURROGATES[j] for j in keep)
-        if keep:
-            cost_arr = np.hstack([cost_arr, spec.costs(cat["obs"])[:, keep]])
-            names.extend(sur_names)
+    cost_arr, names, sur_names = _cost_channels(cat, costs, spec)
 
     def col(name, fill):
         if name not in cat:
@@ -161,11 +146,7 @@ def load_eval_data(logs: str | Path | LogDataset, *, on_rows=None, surrogates: b
         return v.astype(object) if isinstance(fill, str) else np.asarray(v, dtype=np.float64)
 
     reward = cat["reward"].astype(np.float64)
-    rr = meta.extra.get("reward_range")
-    try:
-        lo_hi = tuple(float(v) for v in json.loads(rr)) if rr else (float(reward.min()), float(reward.max()))
-    except (json.JSONDecodeError, TypeError, ValueError):
-        lo_hi = (float(reward.min()), float(reward.max()))
+    lo_hi = _reward_range(meta.extra.get("reward_range"), reward)
     if not last[np.r_[starts[1:] - 1, n - 1]].all():
         raise UsageError("episodes are not contiguous in the log", "validate the log first")
     return EvalData(
@@ -200,3 +181,35 @@ def load_eval_data(logs: str | Path | LogDataset, *, on_rows=None, surrogates: b
         surrogate_names=sur_names,
         dt=float(meta.dt),
     )
+
+
+def _cost_channels(cat: dict, costs: list[str], spec: SurrogateSpec | None) -> tuple[np.ndarray, list[str], tuple]:
+    """(N, C) cost channels: the log's cost columns, disengagement, then the surrogates not logged."""
+    n = len(cat["reward"])
+    cost_arr = np.zeros((n, len(costs) + ("disengagement" in cat)))
+    names = []
+    for j, c in enumerate(costs):
+        cost_arr[:, j] = np.nan_to_num(np.asarray(cat[c], dtype=np.float64))
+        names.append(cost_name(c))
+    if "disengagement" in cat:
+        cost_arr[:, -1] = np.asarray(cat["disengagement"], dtype=np.float64)
+        names.append("disengagement")
+    sur_names: tuple[str, ...] = ()
+    if spec is not None:
+        keep = [j for j, c in enumerate(SURROGATES) if c not in names]
+        sur_names = tuple(SURROGATES[j] for j in keep)
+        if keep:
+            cost_arr = np.hstack([cost_arr, spec.costs(cat["obs"])[:, keep]])
+            names.extend(sur_names)
+    return cost_arr, names, sur_names
+
+
+def _reward_range(declared: str | None, reward: np.ndarray) -> tuple[float, float]:
+    """The log's declared ``reward_range`` (JSON [lo, hi]), else the logged rewards' range."""
+    try:
+        if declared:
+            lo, hi = (float(v) for v in json.loads(declared))
+            return lo, hi
+    except (json.JSONDecodeError, TypeError, ValueError):
+        pass
+    return float(reward.min()), float(reward.max())

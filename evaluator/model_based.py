@@ -4,7 +4,7 @@ Model-based off-policy evaluation (Paduraru 2007; Zhang et al. 2021, "Autoregres
 dynamics models for offline policy evaluation and optimization"; Fu et al. 2021,
 "Benchmarks for deep off-policy evaluation") learns the logged world's dynamics,
 rewards, costs and terminations, then drives the candidate policy in it from the
-logged starting states (:mod:`evaluator.model_rollout`). Unlike fitted Q evaluation
+logged starting states (:mod:`roadworthy.evaluator.model_rollout`). Unlike fitted Q evaluation
 it learns once per log, not once per policy, so every policy is evaluated in the
 same learned world; comparisons between policies are then paired on the same model
 errors as well as on the same starting states and random numbers.
@@ -14,12 +14,12 @@ resample of the episodes (the resamples the logged behaviour's own figures use, 
 a policy and the logs can be compared member by member). Each predicts a mixture
 over the next state, the reward of a step that goes on, and the chance of each event
 (the episode ends; each learned cost channel). Surrogate safety channels
-(:mod:`data.surrogates`) are functions of the state and are computed, not learned.
+(:mod:`roadworthy.data.surrogates`) are functions of the state and are computed, not learned.
 
 Learned worlds are trustworthy only where the logs went. The rollout therefore asks
 the behaviour density, at every simulated step, how far the candidate's decision
 and the simulated state lie outside the logged support, and is pessimistic in
-proportion (:mod:`evaluator.model_rollout`).
+proportion (:mod:`roadworthy.evaluator.model_rollout`).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from data.errors import UsageError
-from evaluator.dynamics_torch import (
+from roadworthy.data.errors import UsageError
+from roadworthy.evaluator.dynamics_torch import (
     ARDynamicsEnsemble,
     DynamicsEnsemble,
     DynamicsProblem,
@@ -39,7 +39,7 @@ from evaluator.dynamics_torch import (
     predict_step_ar,
     train_dynamics,
 )
-from evaluator.logdata import EvalData
+from roadworthy.evaluator.logdata import EvalData
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ class DrivingModel:
 
         ``explained`` maps a learned channel to the logged rows whose event on that channel
         the rollout detects from the simulated states by definition
-        (:meth:`data.surrogates.SurrogateSpec.near_crash`); the event models learn only the
+        (:meth:`roadworthy.data.surrogates.SurrogateSpec.near_crash`); the event models learn only the
         other events, so that the two do not count the same crash twice. A handful of
         logged crashes cannot teach a classifier where crashes happen; the definitions can.
         """
@@ -144,8 +144,38 @@ class DrivingModel:
         obs, act = data.obs[rows].astype(np.float64), data.action[rows].astype(np.float64)
         delta = data.next_obs[rows].astype(np.float64) - obs
         has_next = data.has_next[rows]
-        d = obs.shape[1]
+        self._scalers(data, obs, act, delta, has_next)
+        events = self._events(data, rows, learned, explained)
+        reward = data.reward[rows]
+        cont = ~data.terminal[rows]
+        self.reward_mean = float(reward[cont].mean()) if cont.any() else 0.0
+        self.reward_std = float(reward[cont].std() + 1e-6) if cont.any() else 1.0
+        problem = DynamicsProblem(
+            x=self._inputs(obs, act),
+            delta=torch.as_tensor(((delta - self.delta_mean) / self.delta_std)[:, self.order], dtype=torch.float32),
+            has_next=torch.as_tensor(has_next, dtype=torch.float32),
+            reward=torch.as_tensor((reward - self.reward_mean) / self.reward_std, dtype=torch.float32),
+            reward_mask=torch.as_tensor(cont, dtype=torch.float32),
+            events=torch.as_tensor(events / self.event_scale, dtype=torch.float32),
+            binary=torch.as_tensor(self.binary),
+            weights=torch.as_tensor(episode_weights[:, data.episode[rows]], dtype=torch.float32),
+        )
+        self._build_net(obs.shape[1], act.shape[1], events, seed)
+        self.losses = train_dynamics(
+            self.net,
+            problem,
+            steps=config.steps,
+            batch_size=config.batch_size,
+            lr=config.learning_rate,
+            weight_decay=config.weight_decay,
+            seed=seed,
+            on_step=on_step,
+        )
+        self.net.eval()
+        return self
 
+    def _scalers(self, data: EvalData, obs, act, delta, has_next) -> None:
+        """Input and output scales, feature bounds and the autoregressive order."""
         self.obs_mean = obs.mean(axis=0)
         self.obs_std = obs.std(axis=0) + 1e-6
         # Actions are standardized by their logged spread: the world's response to a
@@ -163,9 +193,11 @@ class DrivingModel:
         from scipy.stats import kurtosis
 
         self.order = np.argsort(np.nan_to_num(kurtosis(dn, axis=0), nan=0.0), kind="stable")
-        if config.dynamics != "autoregressive":
-            self.order = np.arange(d)
+        if self.config.dynamics != "autoregressive":
+            self.order = np.arange(obs.shape[1])
 
+    def _events(self, data: EvalData, rows, learned: list[str], explained) -> np.ndarray:
+        """(R, 1 + J) event targets (termination, then the learned channels), and their scales."""
         self.learned = list(learned)
         cols = [data.cost_names.index(c) for c in self.learned]
         costs = data.costs[rows][:, cols] if cols else np.zeros((len(rows), 0))
@@ -179,10 +211,6 @@ class DrivingModel:
                     by_rule |= hit
             events[by_rule, 0] = 0.0
         self.binary = np.array([_binary(events[:, j]) for j in range(events.shape[1])])
-        reward = data.reward[rows]
-        cont = ~data.terminal[rows]
-        self.reward_mean = float(reward[cont].mean()) if cont.any() else 0.0
-        self.reward_std = float(reward[cont].std() + 1e-6) if cont.any() else 1.0
         self.event_scale = np.where(self.binary, 1.0, np.maximum(np.abs(events).max(axis=0), 1e-6))
         self.base_rates = events.mean(axis=0)
         term = data.terminal
@@ -191,21 +219,12 @@ class DrivingModel:
             c: float((data.costs[term, data.cost_names.index(c)] > 0).mean()) if term.any() else 1.0
             for c in self.learned
         }
+        return events
 
-        problem = DynamicsProblem(
-            x=self._inputs(obs, act),
-            delta=torch.as_tensor(((delta - self.delta_mean) / self.delta_std)[:, self.order], dtype=torch.float32),
-            has_next=torch.as_tensor(has_next, dtype=torch.float32),
-            reward=torch.as_tensor((reward - self.reward_mean) / self.reward_std, dtype=torch.float32),
-            reward_mask=torch.as_tensor(cont, dtype=torch.float32),
-            events=torch.as_tensor(events / self.event_scale, dtype=torch.float32),
-            binary=torch.as_tensor(self.binary),
-            weights=torch.as_tensor(episode_weights[:, data.episode[rows]], dtype=torch.float32),
-        )
+    def _build_net(self, d: int, a: int, events: np.ndarray, seed: int) -> None:
+        config = self.config
         kind = ARDynamicsEnsemble if config.dynamics == "autoregressive" else DynamicsEnsemble
-        self.net = kind(
-            config.heads, d + act.shape[1], d, config.components, tuple(config.hidden), events.shape[1], seed
-        )
+        self.net = kind(config.heads, d + a, d, config.components, tuple(config.hidden), events.shape[1], seed)
         # Start each event at its logged base rate: a rare event's logit must not have
         # to travel from 0 (a coin flip) during training.
         with torch.no_grad():
@@ -213,18 +232,6 @@ class DrivingModel:
             init = np.where(self.binary, np.log(base / (1 - base)), events.mean(axis=0) / self.event_scale)
             bias = self.net.ev_b if isinstance(self.net, ARDynamicsEnsemble) else self.net.out_b
             bias[..., -len(init) :] = torch.as_tensor(init, dtype=torch.float32)
-        self.losses = train_dynamics(
-            self.net,
-            problem,
-            steps=config.steps,
-            batch_size=config.batch_size,
-            lr=config.learning_rate,
-            weight_decay=config.weight_decay,
-            seed=seed,
-            on_step=on_step,
-        )
-        self.net.eval()
-        return self
 
     def _feature_bounds(self, obs: np.ndarray) -> None:
         """Where simulated features are clipped, and which are snapped to their two values.

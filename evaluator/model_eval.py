@@ -1,7 +1,7 @@
 """Model-based evaluation of policies on a log: one learned model, every policy in it.
 
-:class:`ModelEvaluator` fits the driving model (:mod:`evaluator.model_based`) once on
-the log, then drives each policy in it (:mod:`evaluator.model_rollout`) and returns
+:class:`ModelEvaluator` fits the driving model (:mod:`roadworthy.evaluator.model_based`) once on
+the log, then drives each policy in it (:mod:`roadworthy.evaluator.model_rollout`) and returns
 per-head figures on the episode resamples shared with the logged behaviour's own
 figures. It also drives the logged behaviour itself (actions drawn from the
 behaviour density) from each member's *out-of-bag* starts, the episodes that member
@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data.surrogates import CHANNELS as SURROGATES
-from evaluator.logdata import EvalData
-from evaluator.model_based import DrivingModel, ModelConfig
-from evaluator.model_rollout import Channels, RolloutSettings, SimResult, Support, simulate
-from evaluator.policy_view import row_normals
+from roadworthy.data.surrogates import CHANNELS as SURROGATES
+from roadworthy.evaluator.logdata import EvalData
+from roadworthy.evaluator.model_based import DrivingModel, ModelConfig
+from roadworthy.evaluator.model_rollout import Channels, RolloutSettings, SimResult, Support, simulate
+from roadworthy.evaluator.policy_view import row_normals
 
 
 def start_horizons(data: EvalData) -> np.ndarray:
@@ -93,7 +93,7 @@ class ModelEvaluator:
     behavior : density.behavior.BehaviorModel
     weights : (E, n_episodes) bootstrap weights (E = the model's heads)
     support_alpha : float
-        Support level of the shortfall (see :class:`evaluator.model_rollout.Support`).
+        Support level of the shortfall (see :class:`roadworthy.evaluator.model_rollout.Support`).
     """
 
     def __init__(

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluator.model_based import DrivingModel
+from roadworthy.evaluator.model_based import DrivingModel
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Support:
 
     @classmethod
     def of(cls, model, alpha: float) -> Support:
-        """From a fitted :class:`density.behavior.BehaviorModel` at level ``alpha``."""
+        """From a fitted :class:`roadworthy.density.behavior.BehaviorModel` at level ``alpha``."""
 
         def edge(cal) -> tuple[float, float]:
             scores = cal.scores["all"]
@@ -169,6 +169,37 @@ class RolloutSettings:
     crash_rules: tuple[str, ...] = ("collision",)
 
 
+class _StepCosts:
+    """Per-step cost channels of a simulated step: learned, surrogate, and crashes by definition."""
+
+    def __init__(self, channels: Channels, crash_rules, surrogate_costs, crash_events) -> None:
+        self.names, self.crash_rules = channels.names, crash_rules
+        self.learned_idx = [i for i, j in enumerate(channels.learned) if j is not None]
+        self.learned_src = [channels.learned[i] for i in self.learned_idx]
+        self.sur_idx = [i for i, j in enumerate(channels.surrogate) if j is not None]
+        self.sur_src = [channels.surrogate[i] for i in self.sur_idx]
+        self.surrogate_costs, self.crash_events = surrogate_costs, crash_events
+
+    def __call__(self, c_learned, flat, nxt, s, p_end) -> tuple[np.ndarray, np.ndarray]:
+        """(E, M, C) costs and the end probability, raised by crashes the next states show."""
+        e, m = p_end.shape
+        cost = np.zeros((e, m, len(self.names)))
+        if self.learned_idx:
+            cost[..., self.learned_idx] = c_learned[..., self.learned_src]
+        if self.sur_idx and self.surrogate_costs is not None:
+            cost[..., self.sur_idx] = self.surrogate_costs(flat).reshape(e, m, -1)[..., self.sur_src]
+        if self.crash_events is not None:
+            for name, hit in self.crash_events(nxt, s).items():
+                if name not in self.crash_rules or not hit.any():
+                    continue
+                hit = hit.astype(np.float64)
+                p_end = 1 - (1 - p_end) * (1 - hit)
+                if name in self.names:
+                    j = self.names.index(name)
+                    cost[..., j] = 1 - (1 - cost[..., j]) * (1 - hit)
+        return cost, p_end
+
+
 def simulate(
     model: DrivingModel,
     act: Callable[[np.ndarray, int], np.ndarray],
@@ -200,7 +231,7 @@ def simulate(
     crash_events : callable, optional
         ``crash_events(next_obs (E, M, D), obs (E, M, D)) -> {channel: bool (E, M)}``: crashes that a
         simulated next state shows by the definition of its features
-        (:meth:`data.surrogates.SurrogateSpec.events`); each ends the episode and counts
+        (:meth:`roadworthy.data.surrogates.SurrogateSpec.events`); each ends the episode and counts
         on the channel of its name.
     in_support : callable, optional
         ``in_support(obs (N, D)) -> bool (N,)``: whether states lie in the logged state
@@ -227,10 +258,7 @@ def simulate(
     state_out = np.zeros((e, m))
     steps = np.zeros(m)
     r_lo, r_hi = reward_range
-    learned_idx = [i for i, j in enumerate(channels.learned) if j is not None]
-    learned_src = [channels.learned[i] for i in learned_idx]
-    sur_idx = [i for i, j in enumerate(channels.surrogate) if j is not None]
-    sur_src = [channels.surrogate[i] for i in sur_idx]
+    step_costs = _StepCosts(channels, settings.crash_rules, surrogate_costs, crash_events)
     fail_est = channels.share * channels.once
     for t in range(int(h.max(initial=0))):
         active = (t < h).astype(np.float64)[None, :]
@@ -257,20 +285,7 @@ def simulate(
             c_learned = np.where(out[..., None], model.base_rates[1:], c_learned)
         if in_support is not None and settings.redraws > 0:
             nxt = _redraw(model, s, a.reshape(e, m, -1), nxt, in_support, settings.redraws, seed, t)
-        cost = np.zeros((e, m, c))
-        if learned_idx:
-            cost[..., learned_idx] = c_learned[..., learned_src]
-        if sur_idx and surrogate_costs is not None:
-            cost[..., sur_idx] = surrogate_costs(flat).reshape(e, m, -1)[..., sur_src]
-        if crash_events is not None:
-            for name, hit in crash_events(nxt, s).items():
-                if name not in settings.crash_rules or not hit.any():
-                    continue
-                hit = hit.astype(np.float64)
-                p_end = 1 - (1 - p_end) * (1 - hit)
-                if name in channels.names:
-                    j = channels.names.index(name)
-                    cost[..., j] = 1 - (1 - cost[..., j]) * (1 - hit)
+        cost, p_end = step_costs(c_learned, flat, nxt, s, p_end)
         g = gamma**t
         left = np.where(h > t, h - t, 0).astype(np.float64)
         span = (1 - gamma**left) / (1 - gamma) if gamma < 1 else left

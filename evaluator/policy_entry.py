@@ -20,13 +20,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from evaluator.importance import ISConfig, estimates, policy_logp, with_intervals
-from evaluator.logdata import EvalData
+from roadworthy.evaluator.importance import ISConfig, estimates, policy_logp, with_intervals
+from roadworthy.evaluator.logdata import EvalData
 
 
-def interval_multiplier(confidence: float, heads: int) -> float:
-    """t_{0.5 + confidence / 2, B - 1} * sqrt(1 + 1 / B): half-width of a B-head interval in head sds."""
-    return float(stats.t.ppf(0.5 + confidence / 2, heads - 1)) * float(np.sqrt(1 + 1 / heads))
+def interval_multiplier(confidence: float, heads: int, sided: str = "two") -> float:
+    """Half-width of a B-head interval in head standard deviations: t * sqrt(1 + 1 / B).
+
+    ``sided="two"``: t_{0.5 + confidence / 2, B - 1}, for intervals; ``"one"``:
+    t_{confidence, B - 1}, for one-sided bounds (the gate's non-inferiority tests).
+    """
+    q = 0.5 + confidence / 2 if sided == "two" else confidence
+    return float(stats.t.ppf(q, heads - 1)) * float(np.sqrt(1 + 1 / heads))
 
 
 @dataclass

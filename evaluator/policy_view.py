@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from evaluator.fqe import PolicyView
+from roadworthy.evaluator.fqe import PolicyView
 
 if TYPE_CHECKING:
-    from density.behavior import BehaviorModel
+    from roadworthy.density.behavior import BehaviorModel
 
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)

@@ -1,7 +1,7 @@
 """``evaluate`` on the Ray engine: the row-wise work in Ray Data actors, FQE on the driver.
 
 Distributed, with the local engine's functions: each policy's view of the logged
-states (policy inference and density gating, :func:`evaluator.policy_view.view_arrays`)
+states (policy inference and density gating, :func:`roadworthy.evaluator.policy_view.view_arrays`)
 and the behaviour density of the logged actions, in ``map_batches`` actors that load
 the policy and the behaviour model once; the logged behaviour's per-episode
 discounted returns as a Ray ``groupby`` sum.
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from data.ray_engine import collect
+from roadworthy.data.ray_engine import collect
 
 VIEW_COLUMNS = ("episode_id", "step", "obs", "action", "behavior_logp")
 
@@ -39,8 +39,8 @@ class ViewActor:
     """A Ray actor holding one policy and the behaviour model; returns each row's view."""
 
     def __init__(self, policy: str, model_dir: str, settings: dict, allow_code: bool) -> None:
-        from data.policy_code import load_policy
-        from density.behavior import BehaviorModel
+        from roadworthy.data.policy_code import load_policy
+        from roadworthy.density.behavior import BehaviorModel
 
         self.model = BehaviorModel.load(model_dir)
         self.policy = load_policy(
@@ -49,8 +49,8 @@ class ViewActor:
         self.s = settings
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from density.behavior import obs_action_arrays
-        from evaluator.policy_view import episode_keys, view_arrays
+        from roadworthy.density.behavior import obs_action_arrays
+        from roadworthy.evaluator.policy_view import episode_keys, view_arrays
 
         obs, act = obs_action_arrays(batch, len(self.model.obs_names), len(self.model.action_names))
         ids = batch.column("episode_id").to_pylist()
@@ -84,13 +84,13 @@ class LogpActor:
     """A Ray actor holding the behaviour model; returns log mu(a | s) of the logged actions."""
 
     def __init__(self, model_dir: str) -> None:
-        from density.behavior import BehaviorModel
+        from roadworthy.density.behavior import BehaviorModel
 
         self.model = BehaviorModel.load(model_dir)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from density.behavior import obs_action_arrays
-        from evaluator.policy_view import behavior_logp_arrays
+        from roadworthy.density.behavior import obs_action_arrays
+        from roadworthy.evaluator.policy_view import behavior_logp_arrays
 
         obs, act = obs_action_arrays(batch, len(self.model.obs_names), len(self.model.action_names))
         if "behavior_logp" in batch.column_names:
@@ -136,7 +136,7 @@ def _unflat(table: pa.Table, col: str, shape: tuple[int, ...], idx: np.ndarray, 
 
 
 class RayRowWork:
-    """The distributed row-wise work of one evaluation (use inside :func:`data.ray_engine.ray_session`)."""
+    """The distributed row-wise work of one evaluation (use inside :func:`roadworthy.data.ray_engine.ray_session`)."""
 
     def __init__(self, logs, data, model, config, allow_code: bool = False) -> None:
         self.logs, self.data, self.config, self.allow_code = logs, data, config, allow_code
@@ -154,7 +154,7 @@ class RayRowWork:
             self._tmp.cleanup()
 
     def _map(self, cls, kwargs: dict):
-        from data.ray_engine import actor_count, read_logs
+        from roadworthy.data.ray_engine import actor_count, read_logs
 
         return read_logs(self.logs, VIEW_COLUMNS).map_batches(
             cls,
@@ -206,7 +206,7 @@ class RayRowWork:
 
     def episode_returns(self) -> np.ndarray:
         """(n_episodes, 1 + C) discounted returns of reward and each cost, by a Ray groupby sum."""
-        from data.ray_engine import read_logs
+        from roadworthy.data.ray_engine import read_logs
 
         surrogate = set(self.data.surrogate_names)
         names = ["reward", *(c for c in self.data.cost_names if c not in surrogate)]
@@ -223,7 +223,7 @@ class RayRowWork:
         if not surrogate:
             return logged
         # Surrogate channels are functions of obs, computed from the arrays the driver holds.
-        from evaluator.model_eval import episode_returns
+        from roadworthy.evaluator.model_eval import episode_returns
 
         out = episode_returns(self.data, self.config.gamma)
         keep = [0, *(1 + j for j, c in enumerate(self.data.cost_names) if c not in surrogate)]

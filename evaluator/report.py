@@ -1,6 +1,6 @@
 """Readable renderings of an evaluation report: table rows and Markdown.
 
-The JSON report (:func:`evaluator.evaluate.evaluate`) is the source of truth; these
+The JSON report (:func:`roadworthy.evaluator.evaluate.evaluate`) is the source of truth; these
 functions only format it.
 """
 

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]
 ray = pytest.importorskip("ray")
 pytest.importorskip("highway_env")
 
-from evaluator.cli import app  # noqa: E402
+from roadworthy.cli import app  # noqa: E402
 
 runner = CliRunner()
 
@@ -29,7 +29,7 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def model_dir(sim_logs, tmp_path_factory):
-    from density.behavior import BehaviorConfig, BehaviorModel
+    from roadworthy.density.behavior import BehaviorConfig, BehaviorModel
 
     folder = tmp_path_factory.mktemp("ray-model") / "m"
     BehaviorModel.fit(sim_logs, BehaviorConfig(model="gmm")).save(folder)
@@ -44,7 +44,7 @@ def read_flags(path) -> pd.DataFrame:
 
 @pytest.mark.parametrize("with_policy", [False, True])
 def test_score_gives_identical_flags(sim_logs, model_dir, tmp_path, with_policy):
-    from data.sim.policies import example_policy_path
+    from roadworthy.data.sim.policies import example_policy_path
 
     args = ["score", str(sim_logs), "--model", str(model_dir)]
     if with_policy:
@@ -63,7 +63,7 @@ def test_score_gives_identical_flags(sim_logs, model_dir, tmp_path, with_policy)
 
 
 def test_dashboard_aggregates_are_identical(sim_logs):
-    from dashboards.aggregates import compute_cell_aggregates
+    from roadworthy.dashboards.aggregates import compute_cell_aggregates
 
     local = compute_cell_aggregates(sim_logs, 10.0)
     dist = compute_cell_aggregates(sim_logs, 10.0, engine="ray")
@@ -71,11 +71,11 @@ def test_dashboard_aggregates_are_identical(sim_logs):
 
 
 def test_evaluate_report_matches_within_tolerance(sim_logs, model_dir):
-    from data.sim.policies import example_policy_path
-    from evaluator.evaluate import EvaluateConfig, evaluate
-    from evaluator.fqe import FQEConfig
-    from evaluator.importance import ISConfig
-    from evaluator.model_based import ModelConfig
+    from roadworthy.data.sim.policies import example_policy_path
+    from roadworthy.evaluator.evaluate import EvaluateConfig, evaluate
+    from roadworthy.evaluator.fqe import FQEConfig
+    from roadworthy.evaluator.importance import ISConfig
+    from roadworthy.evaluator.model_based import ModelConfig
 
     config = EvaluateConfig(
         heads=2,
@@ -106,10 +106,10 @@ def test_engine_errors_exit_2(sim_logs, model_dir, tmp_path):
 
 
 def test_hive_partition_columns_reach_both_engines(sim_logs, tmp_path):
-    from dashboards.aggregates import compute_cell_aggregates
-    from data.dataset import scan_logs
-    from data.ray_engine import read_logs
-    from data.writer import write_log
+    from roadworthy.dashboards.aggregates import compute_cell_aggregates
+    from roadworthy.data.dataset import scan_logs
+    from roadworthy.data.ray_engine import read_logs
+    from roadworthy.data.writer import write_log
 
     table = scan_logs(sim_logs).read()
     write_log(table, tmp_path / "hive", schema=table.schema, partition_by=["scenario"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import aggregates, episodes
-from dashboards.inputs import DashboardInputs, read_json
+from roadworthy.dashboards import aggregates, episodes
+from roadworthy.dashboards.inputs import DashboardInputs, read_json
 
 
 @st.cache_data(show_spinner="aggregating the log per cell (once per dataset and cell size)")
@@ -29,7 +29,7 @@ def episode_rows(logs: str, episode_id: str, key: str):
 
 @st.cache_data(show_spinner=False)
 def roads(logs: str, map_name: str):
-    from dashboards.geometry import load_roads
+    from roadworthy.dashboards.geometry import load_roads
 
     return load_roads(logs, map_name)
 
@@ -41,14 +41,14 @@ def json_file(path: str | None):
 
 @st.cache_resource(show_spinner="loading the behaviour model")
 def behavior_model(path: str):
-    from density.behavior import BehaviorModel
+    from roadworthy.density.behavior import BehaviorModel
 
     return BehaviorModel.load(path)
 
 
 @st.cache_data(show_spinner=False)
 def metadata(logs: str):
-    from data.dataset import scan_logs
+    from roadworthy.data.dataset import scan_logs
 
     return scan_logs(logs).metadata
 

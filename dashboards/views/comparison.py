@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards.comparison import cost_rows, estimator_table, gate_verdict, scorecards, value_rows
-from dashboards.figures import bar_chart, interval_chart
-from dashboards.inputs import DashboardInputs
-from dashboards.views import common
+from roadworthy.dashboards.comparison import cost_rows, estimator_table, gate_verdict, scorecards, value_rows
+from roadworthy.dashboards.figures import bar_chart, interval_chart
+from roadworthy.dashboards.inputs import DashboardInputs
+from roadworthy.dashboards.views import common
 
 
 def render(inputs: DashboardInputs) -> None:

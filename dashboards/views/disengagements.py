@@ -6,10 +6,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboards.disengagements import contrast, explore, window_summary
-from dashboards.figures import event_map, window_chart
-from dashboards.inputs import DashboardInputs
-from dashboards.views import common
+from roadworthy.dashboards.disengagements import contrast, explore, window_summary
+from roadworthy.dashboards.figures import event_map, window_chart
+from roadworthy.dashboards.inputs import DashboardInputs
+from roadworthy.dashboards.views import common
 
 
 @st.cache_data(show_spinner="finding takeovers and matched moments")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards.health import count_table, data_health, source_table
-from dashboards.inputs import DashboardInputs
-from dashboards.views.common import dataset_key, pick_logs
+from roadworthy.dashboards.health import count_table, data_health, source_table
+from roadworthy.dashboards.inputs import DashboardInputs
+from roadworthy.dashboards.views.common import dataset_key, pick_logs
 
 
 @st.cache_data(show_spinner="validating the log")

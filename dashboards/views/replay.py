@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dashboards.episodes import action_pvalues, time_to_collision
-from dashboards.figures import replay_frame
-from dashboards.geometry import nearby_actors
-from dashboards.inputs import DashboardInputs
-from dashboards.views import common
+from roadworthy.dashboards.episodes import action_pvalues, time_to_collision
+from roadworthy.dashboards.figures import replay_frame
+from roadworthy.dashboards.geometry import nearby_actors
+from roadworthy.dashboards.inputs import DashboardInputs
+from roadworthy.dashboards.views import common
 
 
 @st.cache_data(show_spinner="scoring the episode's actions")

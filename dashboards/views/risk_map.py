@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboards import aggregates
-from dashboards.figures import risk_map
-from dashboards.inputs import DashboardInputs
-from dashboards.views import common
+from roadworthy.dashboards import aggregates
+from roadworthy.dashboards.figures import risk_map
+from roadworthy.dashboards.inputs import DashboardInputs
+from roadworthy.dashboards.views import common
 
 LOG_METRICS = {
     "data density (logged steps)": "rows",

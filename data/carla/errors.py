@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from data.errors import RoadworthyError
+from roadworthy.data.errors import RoadworthyError
 
 TRUNCATED_HINT = (
     "the recording is truncated or corrupt; copy it again, or record again with "

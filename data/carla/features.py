@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data.carla.opendrive import LANE_TYPES, MapLayer
+from roadworthy.data.carla.opendrive import LANE_TYPES, MapLayer
 
 N_ACTORS = 4
 ACTOR_RANGE = 50.0  # m, farther actors read as absent

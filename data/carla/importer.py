@@ -1,7 +1,7 @@
 """``roadworthy import carla``: a CARLA recording to a contract-v1 driving log of its hero.
 
 One recording becomes one episode: a row per recorder frame in which the hero
-exists, with the features of :mod:`data.carla.features`, the applied control as
+exists, with the features of :mod:`roadworthy.data.carla.features`, the applied control as
 the action (steer, throttle, brake), a progress-minus-discomfort reward, the costs
 ``collision`` (collision records involving the hero) and ``off_road`` (the lane
 under the car is not drivable), and the pose in CARLA's left-handed frame. The log
@@ -11,8 +11,6 @@ ends with the recording, so the last row is ``done`` and not ``terminal``.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,14 +18,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data.carla import format as fmt
-from data.carla.features import ACTION_HIGH, ACTION_LOW, ACTION_NAMES, OBS_NAMES, FrameBatch, compute_features, reward
-from data.carla.opendrive import MapLayer
-from data.carla.recorder import Recording, read_recording
-from data.errors import UsageError
-from data.roads import MAPS_DIR
-from data.schema import LogMetadata, arrow_schema
-from data.writer import LogWriter, replace_dir
+from roadworthy.data.carla import format as fmt
+from roadworthy.data.carla.features import (
+    ACTION_HIGH,
+    ACTION_LOW,
+    ACTION_NAMES,
+    OBS_NAMES,
+    FrameBatch,
+    compute_features,
+    reward,
+)
+from roadworthy.data.carla.opendrive import MapLayer
+from roadworthy.data.carla.recorder import Recording, read_recording
+from roadworthy.data.errors import UsageError
+from roadworthy.data.roads import MAPS_DIR
+from roadworthy.data.schema import LogMetadata, arrow_schema
+from roadworthy.data.writer import LogWriter, staging_dir
 
 OPTIONAL = ("collision", "off_road", "disengagement", "behavior_logp", "x", "y", "yaw", "speed", "map_name", "scenario")
 FRAME = "CARLA (left-handed: x east, y south, z up), metres; yaw in rad"
@@ -284,17 +290,10 @@ def import_recording(
     )
     stem = Path(recording).stem
     table = log_table(batch, layer, episode_id=f"{stem}-hero{hero_id}", source=source, schema=schema, scenario=stem)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=out.parent))
-    staging.chmod(0o755)
-    try:
+    with staging_dir(out, prefix=".import-") as staging:
         with LogWriter(staging / f"{stem}.parquet", schema) as w:
             w.write(table)
         layer.write(staging / MAPS_DIR)
-        replace_dir(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return ImportResult(
         out=out,
         rows=table.num_rows,

@@ -6,26 +6,24 @@ drive with Traffic Manager's autopilot or a human (keyboard or wheel through
 pygame; a takeover key hands control from the autopilot to the human and logs a
 disengagement), run CARLA's recorder alongside, and reduce each tick to plain
 numbers with :func:`tick_values`. The rows then come from the same code as a
-replay import (:func:`data.carla.importer.log_table`), so a live run and a replay
+replay import (:func:`roadworthy.data.carla.importer.log_table`), so a live run and a replay
 of its recording give the same features.
 """
 
 from __future__ import annotations
 
 import math
-import shutil
 import socket
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from data.carla.features import FrameBatch
-from data.errors import RoadworthyError, UsageError
+from roadworthy.data.carla.features import FrameBatch
+from roadworthy.data.errors import RoadworthyError, UsageError
 
-#: carla.TrafficLightState names to the codes of :mod:`data.carla.features`.
+#: carla.TrafficLightState names to the codes of :mod:`roadworthy.data.carla.features`.
 _TL_CODES = {"Red": 0, "Yellow": 1, "Green": 2, "Off": 3, "Unknown": 4}
 
 
@@ -210,11 +208,11 @@ def collect_carla(config: LiveConfig, out: str | Path, *, on_tick: Callable[[int
     """
     import carla
 
-    from data.carla.importer import OPTIONAL, carla_metadata, log_table
-    from data.carla.opendrive import MapLayer
-    from data.roads import MAPS_DIR
-    from data.schema import arrow_schema
-    from data.writer import AtomicFile, LogWriter, replace_dir
+    from roadworthy.data.carla.importer import OPTIONAL, carla_metadata, log_table
+    from roadworthy.data.carla.opendrive import MapLayer
+    from roadworthy.data.roads import MAPS_DIR
+    from roadworthy.data.schema import arrow_schema
+    from roadworthy.data.writer import AtomicFile, LogWriter, staging_dir
 
     out = Path(out)
     if out.exists() and any(out.iterdir()):
@@ -240,41 +238,35 @@ def collect_carla(config: LiveConfig, out: str | Path, *, on_tick: Callable[[int
     rng = np.random.default_rng(config.seed)
     keyboard = _Keyboard() if config.human else None
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".collect-carla-", dir=out.parent))
-    staging.chmod(0o755)
     xodr = world.get_map().to_opendrive()
     layer = MapLayer.from_xodr(xodr, name=config.town)
     schema = arrow_schema(carla_metadata(config.fixed_delta, {"live_seed": config.seed}), optional=OPTIONAL)
     rows = 0
     try:
-        (staging / "recordings").mkdir()
-        for ep in range(config.episodes):
-            episode_id = f"carla-{config.town}-s{config.seed}-e{ep:04d}"
-            ticks, sources, disengaged = _drive_episode(
-                client, world, tm, config, rng, keyboard, staging / "recordings" / f"{episode_id}.log", on_tick
-            )
-            if len(ticks) < 2:
-                continue
-            table = log_table(
-                batch_from_ticks(ticks),
-                layer,
-                episode_id=episode_id,
-                source=sources,
-                schema=schema,
-                scenario="live",
-                disengagement=np.array(disengaged, dtype=bool),
-            )
-            with LogWriter(staging / f"{episode_id}.parquet", schema) as w:
-                w.write(table)
-            rows += table.num_rows
-        layer.write(staging / MAPS_DIR)
-        with AtomicFile(staging / MAPS_DIR / f"{config.town}.xodr") as f:
-            f.tmp.write_text(xodr, encoding="utf-8")
-        replace_dir(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        with staging_dir(out, prefix=".collect-carla-") as staging:
+            (staging / "recordings").mkdir()
+            for ep in range(config.episodes):
+                episode_id = f"carla-{config.town}-s{config.seed}-e{ep:04d}"
+                ticks, sources, disengaged = _drive_episode(
+                    client, world, tm, config, rng, keyboard, staging / "recordings" / f"{episode_id}.log", on_tick
+                )
+                if len(ticks) < 2:
+                    continue
+                table = log_table(
+                    batch_from_ticks(ticks),
+                    layer,
+                    episode_id=episode_id,
+                    source=sources,
+                    schema=schema,
+                    scenario="live",
+                    disengagement=np.array(disengaged, dtype=bool),
+                )
+                with LogWriter(staging / f"{episode_id}.parquet", schema) as w:
+                    w.write(table)
+                rows += table.num_rows
+            layer.write(staging / MAPS_DIR)
+            with AtomicFile(staging / MAPS_DIR / f"{config.town}.xodr") as f:
+                f.tmp.write_text(xodr, encoding="utf-8")
     finally:
         world.apply_settings(original)
         tm.set_synchronous_mode(False)

@@ -5,7 +5,7 @@
 file's road and lane-section structure and sampled every ``spacing`` metres with
 ``Map.get_waypoint_xodr``, which gives each sample's centre, heading and width.
 From the samples come the lane polylines and borders written for the dashboards
-(:mod:`data.roads`), and a KD-tree for vectorized point queries: which lane and
+(:mod:`roadworthy.data.roads`), and a KD-tree for vectorized point queries: which lane and
 lane type a position is on, its offset from the lane centre, its heading error,
 and the distance along the lane to the next junction.
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from data.errors import RoadworthyError
+from roadworthy.data.errors import RoadworthyError
 
 #: Lane types a vehicle may drive on; anything else (or no lane) counts as off-road.
 DRIVABLE = frozenset({"driving", "bidirectional", "parking", "entry", "exit", "onramp", "offramp", "stop"})
@@ -210,15 +210,15 @@ class MapLayer:
 
     # -- outputs -------------------------------------------------------------------
     def road_table(self) -> pa.Table:
-        """Lane polylines in the :mod:`data.roads` schema."""
-        from data.roads import road_table
+        """Lane polylines in the :mod:`roadworthy.data.roads` schema."""
+        from roadworthy.data.roads import road_table
 
         return road_table(self.name, self.lanes)
 
     def write(self, folder: str | Path) -> Path:
         """Cache the lanes as ``folder/<name>.parquet`` and the OpenDRIVE text beside it."""
-        from data.roads import write_roads
-        from data.writer import AtomicFile
+        from roadworthy.data.roads import write_roads
+        from roadworthy.data.writer import AtomicFile
 
         folder = Path(folder)
         out = write_roads(

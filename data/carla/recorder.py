@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from data.carla import format as fmt
-from data.carla.errors import TRUNCATED_HINT, RecorderError, read_string
-from data.carla.records import VARIABLE_DECODERS, gather, to_units, wheels_records
+from roadworthy.data.carla import format as fmt
+from roadworthy.data.carla.errors import TRUNCATED_HINT, RecorderError, read_string
+from roadworthy.data.carla.records import VARIABLE_DECODERS, gather, to_units, wheels_records
 
 BLOCK_BYTES = 8 << 20
 #: No single packet of a real recording comes near this; a larger size is corruption.
@@ -206,7 +206,7 @@ class RecorderReader:
         """The profile the file fits."""
         return self.resolver.profile
 
-    def _error(self, offset: int, problem: str, hint: str = TRUNCATED_HINT) -> RecorderError:
+    def error_at(self, offset: int, problem: str, hint: str = TRUNCATED_HINT) -> RecorderError:
         return RecorderError(self.path, offset, self.last_complete_frame, problem, hint)
 
     def chunks(self) -> Iterator[Chunk]:
@@ -230,9 +230,9 @@ class RecorderReader:
                 if at_eof:
                     break
         if carry:
-            raise self._error(self.file_size - len(carry), "the file ends inside a packet header")
+            raise self.error_at(self.file_size - len(carry), "the file ends inside a packet header")
         if self.frames_seen and self.last_complete_frame != self.frames_seen - 1:
-            raise self._error(
+            raise self.error_at(
                 self.file_size,
                 f"the last frame ({self.frames_seen - 1}) has no FrameEnd packet: the file was cut mid-frame",
             )
@@ -249,7 +249,7 @@ class RecorderReader:
         while pos + 5 <= end:
             pid, size = unpack(buf, pos)
             if size > MAX_PACKET_BYTES or base + pos + 5 + size > self.file_size:
-                raise self._error(
+                raise self.error_at(
                     base + pos,
                     f"packet id {pid} declares {size} bytes of payload but only "
                     f"{self.file_size - base - pos - 5} bytes remain in the file",
@@ -258,19 +258,19 @@ class RecorderReader:
                 break  # the rest of this packet is in the next block
             if pid == 0:
                 if size != 24:
-                    raise self._error(base + pos, f"a FrameStart packet must hold 24 bytes, this one declares {size}")
+                    raise self.error_at(base + pos, f"a FrameStart packet must hold 24 bytes, this one declares {size}")
                 if in_frame:
-                    raise self._error(base + pos, "a new frame starts before the previous one ended (no FrameEnd)")
+                    raise self.error_at(base + pos, "a new frame starts before the previous one ended (no FrameEnd)")
                 in_frame = True
                 self.frames_seen += 1
             elif not in_frame:
-                raise self._error(
+                raise self.error_at(
                     base + pos,
                     f"packet id {pid} outside a frame (expected a FrameStart packet, id 0)",
                 )
             elif pid == 1:
                 if size != 0:
-                    raise self._error(base + pos, f"a FrameEnd packet must be empty, this one declares {size} bytes")
+                    raise self.error_at(base + pos, f"a FrameEnd packet must be empty, this one declares {size} bytes")
                 in_frame = False
                 self.last_complete_frame = self.frames_seen - 1
             elif pid >= 18:
@@ -324,7 +324,7 @@ class RecorderReader:
             if sel.size:
                 bad = sel[sizes[sel] != 8]
                 if bad.size:
-                    raise self._error(int(offs[bad[0]]) - 5 + base, f"a {kind} packet must hold 8 bytes")
+                    raise self.error_at(int(offs[bad[0]]) - 5 + base, f"a {kind} packet must hold 8 bytes")
                 dt = "<u8" if kind == fmt.FRAME_COUNTER else "<f8"
                 vals = gather(raw, offs[sel], 8).view(dt).reshape(-1)
                 tables[kind] = pa.table({"frame": pa.array(frame[sel]), "value": pa.array(vals)})
@@ -341,12 +341,13 @@ class RecorderReader:
         too_small = np.flatnonzero(sizes < 2)
         if too_small.size:
             i = int(too_small[0])
-            raise self._error(int(offs[i]) - 5 + base, f"a {kind} packet of {int(sizes[i])} bytes has no record count")
+            problem = f"a {kind} packet of {int(sizes[i])} bytes has no record count"
+            raise self.error_at(int(offs[i]) - 5 + base, problem)
         counts = raw[offs].astype(np.int64) | (raw[offs + 1].astype(np.int64) << 8)
         bad = np.flatnonzero(sizes != 2 + counts * dtype.itemsize)
         if bad.size:
             i = int(bad[0])
-            raise self._error(
+            raise self.error_at(
                 int(offs[i]) - 5 + base,
                 f"a {kind} packet declares {int(sizes[i])} bytes but {int(counts[i])} records of "
                 f"{dtype.itemsize} bytes need {2 + int(counts[i]) * dtype.itemsize}",
@@ -389,7 +390,7 @@ def read_recording(path: str | Path, *, profile: str | None = None, block_bytes:
     ----------
     path : str or Path
     profile : str, optional
-        Force a profile (see :data:`data.carla.format.PROFILES`); default: detect.
+        Force a profile (see :data:`roadworthy.data.carla.format.PROFILES`); default: detect.
     block_bytes : int
         Read size; the result is the same for any value.
 

@@ -1,6 +1,6 @@
 """A small writer of CARLA recorder files, for tests and benchmarks.
 
-It writes the binary layout that :mod:`data.carla.recorder` reads, under any
+It writes the binary layout that :mod:`roadworthy.data.carla.recorder` reads, under any
 profile, so the packets of releases newer than the real sample files (0.9.14 to
 0.9.16 and the 2023 development numbering) can be exercised without a CARLA
 server. It is not a recorder: it writes what it is given.
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.carla import format as fmt
-from data.writer import AtomicFile
+from roadworthy.data.carla import format as fmt
+from roadworthy.data.writer import AtomicFile
 
 
 def _string(text: str) -> bytes:
@@ -32,7 +32,7 @@ class RecorderWriter:
     path : str or Path
     map_name : str
     profile : str
-        Packet numbering to use (a name in :data:`data.carla.format.PROFILES_BY_NAME`).
+        Packet numbering to use (a name in :data:`roadworthy.data.carla.format.PROFILES_BY_NAME`).
     date : int, optional
         Unix time in the header (default: now).
 
@@ -174,28 +174,7 @@ def write_synthetic(
         for k in range(frames):
             w.begin_frame(k + 1, dt if k < frames - 1 else -1.0, k * dt)
             if k == 0:
-                actors = [
-                    {
-                        "id": int(hero),
-                        "type": 1,
-                        "blueprint": "vehicle.lincoln.mkz_2017",
-                        "attributes": {"role_name": "hero"},
-                    }
-                ]
-                actors += [
-                    {
-                        "id": int(v),
-                        "type": 1,
-                        "blueprint": "vehicle.tesla.model3",
-                        "attributes": {"role_name": "autopilot"},
-                    }
-                    for v in veh
-                ]
-                actors += [
-                    {"id": int(v), "type": 2, "blueprint": "walker.pedestrian.0001", "attributes": {}} for v in walk
-                ]
-                actors += [{"id": int(light), "type": 3, "blueprint": "traffic.traffic_light", "attributes": {}}]
-                w.event_add(actors)
+                w.event_add(_actors(hero, veh, walk, light))
             else:
                 w.event_add([])
             w.records(fmt.EVENT_DEL, np.zeros(0, fmt.RECORD_DTYPES[fmt.EVENT_DEL]))
@@ -249,24 +228,43 @@ def write_synthetic(
                 tv[0] = (light, 0, 0, 0, 300, 200, 100)
                 w.records(fmt.TRIGGER_VOLUME, tv)
                 w.physics_control(int(hero))
-            kinds = set(prof.kinds)
-            if fmt.FRAME_COUNTER in kinds:
-                w.scalar(fmt.FRAME_COUNTER, k + 1)
-                w.walker_bones({int(a): [("crl_root", (1.0, 2.0, 3.0), (0.0, 0.0, 90.0))] for a in walk})
-                w.scalar(fmt.VISUAL_TIME, t)
-            if fmt.ANIM_VEHICLE_WHEELS in kinds:
-                w.anim_wheels({int(a): [(i, 5.0, k * 10.0) for i in range(4)] for a in ids[: vehicles + 1]})
-                bk = np.zeros(1, fmt.RECORD_DTYPES[fmt.ANIM_BIKER])
-                bk[0] = (veh[0] if vehicles else hero, 5.0, 3000.0)
-                w.records(fmt.ANIM_BIKER, bk)
-            if fmt.VEHICLE_DOOR in kinds:
-                dr = np.zeros(1 if k == 1 else 0, fmt.RECORD_DTYPES[fmt.VEHICLE_DOOR])
-                if k == 1:
-                    dr[0] = (hero, 0, 1)
-                w.records(fmt.VEHICLE_DOOR, dr)
-            if fmt.WEATHER in kinds and k == 0:
-                wt = np.zeros(1, fmt.RECORD_DTYPES[fmt.WEATHER])
-                wt["cloudiness"] = 30.0
-                w.records(fmt.WEATHER, wt)
+            _profile_records(w, prof, k, t, ids, hero, veh, walk)
             w.end_frame()
     return Path(path)
+
+
+def _actors(hero, veh, walk, light) -> list[dict]:
+    """The actors created in the first frame: the hero, traffic, walkers and a traffic light."""
+    actors = [
+        {"id": int(hero), "type": 1, "blueprint": "vehicle.lincoln.mkz_2017", "attributes": {"role_name": "hero"}}
+    ]
+    actors += [
+        {"id": int(v), "type": 1, "blueprint": "vehicle.tesla.model3", "attributes": {"role_name": "autopilot"}}
+        for v in veh
+    ]
+    actors += [{"id": int(v), "type": 2, "blueprint": "walker.pedestrian.0001", "attributes": {}} for v in walk]
+    actors += [{"id": int(light), "type": 3, "blueprint": "traffic.traffic_light", "attributes": {}}]
+    return actors
+
+
+def _profile_records(w: RecorderWriter, prof, k: int, t: float, ids, hero, veh, walk) -> None:
+    """The packets only some releases write (frame counter, bones, wheels, doors, weather)."""
+    kinds = set(prof.kinds)
+    if fmt.FRAME_COUNTER in kinds:
+        w.scalar(fmt.FRAME_COUNTER, k + 1)
+        w.walker_bones({int(a): [("crl_root", (1.0, 2.0, 3.0), (0.0, 0.0, 90.0))] for a in walk})
+        w.scalar(fmt.VISUAL_TIME, t)
+    if fmt.ANIM_VEHICLE_WHEELS in kinds:
+        w.anim_wheels({int(a): [(i, 5.0, k * 10.0) for i in range(4)] for a in ids[: len(veh) + 1]})
+        bk = np.zeros(1, fmt.RECORD_DTYPES[fmt.ANIM_BIKER])
+        bk[0] = (veh[0] if len(veh) else hero, 5.0, 3000.0)
+        w.records(fmt.ANIM_BIKER, bk)
+    if fmt.VEHICLE_DOOR in kinds:
+        dr = np.zeros(1 if k == 1 else 0, fmt.RECORD_DTYPES[fmt.VEHICLE_DOOR])
+        if k == 1:
+            dr[0] = (hero, 0, 1)
+        w.records(fmt.VEHICLE_DOOR, dr)
+    if fmt.WEATHER in kinds and k == 0:
+        wt = np.zeros(1, fmt.RECORD_DTYPES[fmt.WEATHER])
+        wt["cloudiness"] = 30.0
+        w.records(fmt.WEATHER, wt)

@@ -15,11 +15,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data.carla import format as fmt
-from data.carla.errors import RecorderError, read_string
+from roadworthy.data.carla import format as fmt
+from roadworthy.data.carla.errors import RecorderError, read_string
 
 if TYPE_CHECKING:
-    from data.carla.recorder import RecorderReader
+    from roadworthy.data.carla.recorder import RecorderReader
 
 
 def wheels_records(buf: bytes, off: int, size: int) -> list | None:
@@ -88,7 +88,7 @@ class _Cursor:
     def take(self, fmt_: str) -> tuple:
         n = struct.calcsize(fmt_)
         if self.pos + n > self.end:
-            raise self.r._error(self.base + self.pos, f"a {self.kind} record runs past the end of its packet")
+            raise self.r.error_at(self.base + self.pos, f"a {self.kind} record runs past the end of its packet")
         out = struct.unpack_from(fmt_, self.buf, self.pos)
         self.pos += n
         return out
@@ -96,13 +96,13 @@ class _Cursor:
     def string(self) -> str:
         got = read_string(self.buf, self.pos, self.end)
         if got is None:
-            raise self.r._error(self.base + self.pos, f"a string in a {self.kind} record runs past its packet")
+            raise self.r.error_at(self.base + self.pos, f"a string in a {self.kind} record runs past its packet")
         self.pos = got[1]
         return got[0]
 
     def done(self) -> None:
         if self.pos != self.end:
-            raise self.r._error(
+            raise self.r.error_at(
                 self.base + self.pos, f"a {self.kind} packet has {self.end - self.pos} bytes left after its records"
             )
 
@@ -207,11 +207,11 @@ def _physics_packet(reader, buf, base, off, size, frame, wheel_size) -> list[dic
         for name, width in (("torque_curve", 2), ("forward_gears", 3), ("steering_curve", 2)):
             (n,) = c.take("<I")
             if n > 4096:
-                raise reader._error(base + c.pos, f"a PhysicsControl {name} claims {n} points")
+                raise reader.error_at(base + c.pos, f"a PhysicsControl {name} claims {n} points")
             rec[name] = [list(c.take(f"<{width}f")) for _ in range(n)]
         (n,) = c.take("<I")
         if n > 64:
-            raise reader._error(base + c.pos, f"a PhysicsControl record claims {n} wheels")
+            raise reader.error_at(base + c.pos, f"a PhysicsControl record claims {n} wheels")
         wheels = []
         for _ in range(n):
             vals = c.take(f"<{wheel_size // 4}f") if wheel_size % 4 == 0 else c.take(f"<{wheel_size}B")
@@ -248,7 +248,7 @@ def _walker_bones(reader, buf, base, offs, sizes, frames) -> pa.Table:
     for off, size, frame in zip(offs.tolist(), sizes.tolist(), frames.tolist(), strict=True):
         end = off + size
         if size < 2:
-            raise reader._error(base + off - 5, "a WalkerBones packet has no record count")
+            raise reader.error_at(base + off - 5, "a WalkerBones packet has no record count")
         (count,) = struct.unpack_from("<H", buf, off)
         tpl = _bone_template(buf, off + 2, end) if count else None
         fast = False
@@ -359,7 +359,7 @@ def _anim_wheels(reader, buf, base, offs, sizes, frames) -> pa.Table:
         off, size, frame = int(offs[i]), int(sizes[i]), int(frames[i])
         got = wheels_records(buf, off, size)
         if got is None:
-            raise reader._error(base + off - 5, "an AnimVehicleWheels packet's records do not fill it exactly")
+            raise reader.error_at(base + off - 5, "an AnimVehicleWheels packet's records do not fill it exactly")
         for actor, loc, steer, spin in got:
             rows["frame"].append(frame)
             rows["id"].append(actor)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -21,15 +19,15 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from data.errors import UsageError
-from data.roads import road_table, roads_path, write_roads
-from data.schema import LogMetadata, arrow_schema
-from data.sim.drivers import ACTION_HIGH, ACTION_LOW
-from data.sim.episodes import EpisodeRecord, FleetConfig, FleetController, run_episode
-from data.sim.features import ACTION_NAMES, OBS_NAMES, SENSOR_RANGE
-from data.sim.highway import REWARD_RANGE, HighwayConfig, HighwaySim
-from data.surrogates import META_KEY as SURROGATE_KEY
-from data.writer import LogWriter, replace_dir
+from roadworthy.data.errors import UsageError
+from roadworthy.data.roads import road_table, roads_path, write_roads
+from roadworthy.data.schema import LogMetadata, arrow_schema
+from roadworthy.data.sim.drivers import ACTION_HIGH, ACTION_LOW
+from roadworthy.data.sim.episodes import EpisodeRecord, FleetConfig, FleetController, run_episode
+from roadworthy.data.sim.features import ACTION_NAMES, OBS_NAMES, SENSOR_RANGE
+from roadworthy.data.sim.highway import REWARD_RANGE, HighwayConfig, HighwaySim
+from roadworthy.data.surrogates import META_KEY as SURROGATE_KEY
+from roadworthy.data.writer import LogWriter, staging_dir
 
 OPTIONAL = ("collision", "off_road", "disengagement", "behavior_logp", "x", "y", "yaw", "speed", "map_name", "scenario")
 #: Which features carry the surrogate safety measures' inputs (``data.surrogates``).
@@ -205,9 +203,7 @@ def collect_highway(
     workers = default_workers(len(jobs)) if workers is None else workers
     # Build the new dataset in a hidden staging folder, then swap it in, so an
     # interrupted run never leaves a partial dataset where the old one was.
-    staging = Path(tempfile.mkdtemp(prefix=".collect-", dir=out.parent))
-    staging.chmod(0o755)
-    try:
+    with staging_dir(out, prefix=".collect-") as staging:
         files: list[Path] = []
         writer: LogWriter | None = None
         rows = 0
@@ -226,8 +222,4 @@ def collect_highway(
         write_roads(
             road_table(config.map_name, lanes), roads_path(staging, config.map_name), frame=FRAME, source="highway-env"
         )
-        replace_dir(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return CollectResult(out, [out / f.name for f in files], episodes, rows)

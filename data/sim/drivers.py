@@ -2,7 +2,7 @@
 
 Longitudinal control is the Intelligent Driver Model (IDM, Treiber et al. 2000);
 lane choice is a MOBIL-style rule (Kesting et al. 2007) evaluated on the feature
-vector of :mod:`data.sim.features`; steering is a cascaded lateral-position /
+vector of :mod:`roadworthy.data.sim.features`; steering is a cascaded lateral-position /
 heading controller like highway-env's ``ControlledVehicle.steering_control``.
 
 The model is stateless: the action is a function of the current feature vector,
@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from data.sim.features import IDX, LANE_WIDTH, SENSOR_RANGE, VEHICLE_LENGTH
+from roadworthy.data.sim.features import IDX, LANE_WIDTH, SENSOR_RANGE, VEHICLE_LENGTH
 
 #: Physical action bounds of the embedded simulator: acceleration (m/s^2), steering (rad).
 ACTION_LOW: tuple[float, float] = (-6.0, -0.25)
@@ -186,7 +186,7 @@ def driver_action(xp: Any, p: DriverParams, obs: Any) -> Any:
         ``numpy`` or ``torch``.
     p : DriverParams
     obs : array of shape (B, len(OBS_NAMES))
-        Features from :func:`data.sim.features.observe`.
+        Features from :func:`roadworthy.data.sim.features.observe`.
 
     Returns
     -------

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from data.sim.drivers import ACTION_HIGH, ACTION_LOW, AUTOPILOT, DriverParams, driver_action
-from data.sim.features import IDX, SENSOR_RANGE, time_to_collision
-from data.sim.highway import HighwaySim
+from roadworthy.data.sim.drivers import ACTION_HIGH, ACTION_LOW, AUTOPILOT, DriverParams, driver_action
+from roadworthy.data.sim.features import IDX, SENSOR_RANGE, time_to_collision
+from roadworthy.data.sim.highway import HighwaySim
 
 TRAFFIC, DRIVERS, NOISE = 0, 1, 2
 

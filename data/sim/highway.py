@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from data.sim.drivers import ACTION_HIGH, ACTION_LOW
-from data.sim.features import LANE_WIDTH, VEHICLE_LENGTH, observe
+from roadworthy.data.sim.drivers import ACTION_HIGH, ACTION_LOW
+from roadworthy.data.sim.features import LANE_WIDTH, VEHICLE_LENGTH, observe
 
 V_REF = 30.0  # m/s, speed at which progress reward is 1 per step
 COLLISION_PENALTY = 200.0
@@ -213,7 +213,7 @@ class HighwaySim:
         return self.env.unwrapped.road
 
     def observe(self) -> np.ndarray:
-        """Feature vector of the ego car, see :mod:`data.sim.features`."""
+        """Feature vector of the ego car, see :mod:`roadworthy.data.sim.features`."""
         return observe(self.road, self.ego)
 
     def pose(self) -> tuple[float, float, float, float]:

@@ -1,13 +1,13 @@
 """Example candidate policies: torch modules of the driver model, exported to ONNX.
 
 These are the policies the demo, the tests and the benchmarks evaluate. Each is the
-driver model of :mod:`data.sim.drivers` with its own parameters, so its closed-loop
+driver model of :mod:`roadworthy.data.sim.drivers` with its own parameters, so its closed-loop
 behaviour in the embedded simulator is known and spans the cases an evaluator must
 tell apart: a careful clone of the logged autopilot, a slower and a faster driver, a
 tailgater, a driver whose steering leaves the logged support and runs off the road,
 and a stochastic (Gaussian) policy.
 
-Run ``python -m data.sim.policies OUT_DIR`` to export them again.
+Run ``python -m roadworthy.data.sim.policies OUT_DIR`` to export them again.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from data.sim.drivers import AUTOPILOT, DriverParams, driver_action
-from data.sim.features import ACTION_NAMES, OBS_NAMES
+from roadworthy.data.sim.drivers import AUTOPILOT, DriverParams, driver_action
+from roadworthy.data.sim.features import ACTION_NAMES, OBS_NAMES
 
 
 class DriverPolicy(torch.nn.Module):

@@ -10,24 +10,22 @@ validated against these figures.
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from data.errors import UsageError
-from data.policy import OnnxPolicy
-from data.roads import road_table, roads_path, write_roads
-from data.schema import arrow_schema
-from data.sim.collect import FRAME, OPTIONAL, default_workers, episode_table, log_metadata, simulate_many
-from data.sim.episodes import EpisodeRecord, PolicyController, run_episode
-from data.sim.features import ACTION_NAMES, OBS_NAMES
-from data.sim.highway import HighwayConfig, HighwaySim
-from data.surrogates import CHANNELS as SURROGATES
-from data.surrogates import SurrogateSpec
-from data.writer import LogWriter, replace_dir
+from roadworthy.data.errors import UsageError
+from roadworthy.data.policy import OnnxPolicy
+from roadworthy.data.roads import road_table, roads_path, write_roads
+from roadworthy.data.schema import arrow_schema
+from roadworthy.data.sim.collect import FRAME, OPTIONAL, default_workers, episode_table, log_metadata, simulate_many
+from roadworthy.data.sim.episodes import EpisodeRecord, PolicyController, run_episode
+from roadworthy.data.sim.features import ACTION_NAMES, OBS_NAMES
+from roadworthy.data.sim.highway import HighwayConfig, HighwaySim
+from roadworthy.data.surrogates import CHANNELS as SURROGATES
+from roadworthy.data.surrogates import SurrogateSpec
+from roadworthy.data.writer import LogWriter, staging_dir
 
 Z95 = 1.959963984540054
 COSTS = ("collision", "off_road")
@@ -106,55 +104,53 @@ def rollout_highway(
     jobs = [(k, seed, i, f"ro-{name}-s{seed}-e{i:06d}") for k, name in enumerate(names) for i in range(episodes)]
     workers = default_workers(len(jobs)) if workers is None else workers
 
-    writer = staging = None
-    if out is not None:
-        out = Path(out)
-        if out.exists() and any(out.iterdir()):
-            raise UsageError(f"--out {out} is not empty", "choose a new folder for the rollout logs")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".rollout-", dir=out.parent))
-        staging.chmod(0o755)
-        schema = arrow_schema(log_metadata(config, {"rollout_seed": seed}), optional=OPTIONAL)
-        writer = LogWriter(staging / "part-00000.parquet", schema)
-
     meta = log_metadata(config)
     spec = SurrogateSpec.from_metadata(meta.extra, meta.obs_names)
     per: list[dict[str, list]] = [
         {"ret": [], "steps": [], "speed": [], **{c: [] for c in (*COSTS, *SURROGATES)}} for _ in names
     ]
-    try:
-        init_args = (config, [str(p) for p in policies])
-        for (k, *_), rec in zip(jobs, simulate_many(jobs, _init_worker, init_args, _simulate, workers), strict=True):
-            acc = per[k]
-            acc["ret"].append(rec.discounted(rec.reward, gamma))
-            for c in COSTS:
-                acc[c].append(rec.discounted(getattr(rec, c), gamma))
-            surrogate = spec.costs(np.asarray(rec.obs))
-            for j, c in enumerate(SURROGATES):
-                acc[c].append(rec.discounted(surrogate[:, j], gamma))
-            acc["steps"].append(len(rec))
-            acc["speed"].append(float(np.mean([p[3] for p in rec.pose])))
-            if writer is not None:
-                writer.write(episode_table(rec, writer.schema))
-            if on_episode:
-                on_episode(rec)
-        if writer is not None:
-            writer.close()
-            sim = HighwaySim(config)
-            write_roads(
-                road_table(config.map_name, sim.lane_polylines()),
-                roads_path(staging, config.map_name),
-                frame=FRAME,
-                source="highway-env",
-            )
-            replace_dir(staging, out)
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-        raise
+    records = simulate_many(jobs, _init_worker, (config, [str(p) for p in policies]), _simulate, workers)
 
+    def tally(k: int, rec: EpisodeRecord) -> None:
+        acc = per[k]
+        acc["ret"].append(rec.discounted(rec.reward, gamma))
+        for c in COSTS:
+            acc[c].append(rec.discounted(getattr(rec, c), gamma))
+        surrogate = spec.costs(np.asarray(rec.obs))
+        for j, c in enumerate(SURROGATES):
+            acc[c].append(rec.discounted(surrogate[:, j], gamma))
+        acc["steps"].append(len(rec))
+        acc["speed"].append(float(np.mean([p[3] for p in rec.pose])))
+        if on_episode:
+            on_episode(rec)
+
+    if out is None:
+        for (k, *_), rec in zip(jobs, records, strict=True):
+            tally(k, rec)
+    else:
+        _rollout_to_log(Path(out), config, seed, zip(jobs, records, strict=True), tally)
+    return _report(config, episodes, gamma, seed, loaded, policies, per)
+
+
+def _rollout_to_log(out: Path, config: HighwayConfig, seed: int, pairs, tally) -> None:
+    """Tally the rollouts and write them as a driving log to ``out`` (staged, then swapped in)."""
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"--out {out} is not empty", "choose a new folder for the rollout logs")
+    schema = arrow_schema(log_metadata(config, {"rollout_seed": seed}), optional=OPTIONAL)
+    with staging_dir(out, prefix=".rollout-") as staging:
+        with LogWriter(staging / "part-00000.parquet", schema) as writer:
+            for (k, *_), rec in pairs:
+                tally(k, rec)
+                writer.write(episode_table(rec, schema))
+        write_roads(
+            road_table(config.map_name, HighwaySim(config).lane_polylines()),
+            roads_path(staging, config.map_name),
+            frame=FRAME,
+            source="highway-env",
+        )
+
+
+def _report(config, episodes, gamma, seed, loaded, policies, per) -> dict:
     report = {
         "env": "highway",
         "simulator": "highway-env",

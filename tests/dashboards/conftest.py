@@ -12,7 +12,7 @@ pytest.importorskip("plotly")
 
 @pytest.fixture(scope="session")
 def dash_model(sim_logs, tmp_path_factory) -> Path:
-    from density.behavior import BehaviorConfig, BehaviorModel
+    from roadworthy.density.behavior import BehaviorConfig, BehaviorModel
 
     folder = tmp_path_factory.mktemp("dash-model") / "model"
     BehaviorModel.fit(sim_logs, BehaviorConfig(model="gmm")).save(folder)
@@ -22,12 +22,12 @@ def dash_model(sim_logs, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def dash_report(sim_logs, dash_model, tmp_path_factory) -> Path:
     """A real evaluation report of two example policies (tiny estimator settings)."""
-    from data.sim.policies import example_policy_path
-    from evaluator.cli.common import write_json
-    from evaluator.evaluate import EvaluateConfig, evaluate
-    from evaluator.fqe import FQEConfig
-    from evaluator.importance import ISConfig
-    from evaluator.model_based import ModelConfig
+    from roadworthy.cli.common import write_json
+    from roadworthy.data.sim.policies import example_policy_path
+    from roadworthy.evaluator.evaluate import EvaluateConfig, evaluate
+    from roadworthy.evaluator.fqe import FQEConfig
+    from roadworthy.evaluator.importance import ISConfig
+    from roadworthy.evaluator.model_based import ModelConfig
 
     config = EvaluateConfig(
         heads=3,
@@ -51,7 +51,7 @@ def dash_report(sim_logs, dash_model, tmp_path_factory) -> Path:
 def carla_logs(tmp_path_factory) -> Path:
     """A real CARLA recording imported with its town's lanes."""
     pytest.importorskip("carla")
-    from data.carla.importer import import_recording
+    from roadworthy.data.carla.importer import import_recording
     from tests.data.carla.conftest import recording, town
 
     out = tmp_path_factory.mktemp("carla-import") / "logs"

@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
 
-from evaluator.cli.dashboard_commands import ENV, app_path, dashboard_env
+from roadworthy.cli.dashboard_commands import ENV, app_path, dashboard_env
 
 PAGES = ["Risk map", "Disengagements", "Policy comparison", "Episode replay", "Data health"]
 
@@ -98,7 +98,7 @@ def test_data_health_page(monkeypatch, sim_logs, carla_logs, make_log):
 def test_cell_selection_is_read_from_the_chart_event():
     from types import SimpleNamespace
 
-    from dashboards.views.risk_map import _selected_cells
+    from roadworthy.dashboards.views.risk_map import _selected_cells
 
     event = SimpleNamespace(selection=SimpleNamespace(points=[{"customdata": [3, -1]}, {"customdata": [3, -1]}, {}]))
     assert _selected_cells(event) == [(3, -1)]

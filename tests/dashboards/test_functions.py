@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
-from dashboards import aggregates, comparison, disengagements, episodes, geometry, health
-from data.dataset import scan_logs
+from roadworthy.dashboards import aggregates, comparison, disengagements, episodes, geometry, health
+from roadworthy.data.dataset import scan_logs
 
 
 def _table(logs) -> pd.DataFrame:
@@ -82,7 +82,7 @@ def test_time_to_collision_from_features():
 
 
 def test_nearby_actors_are_placed_in_the_map_frame():
-    from data.sim.features import OBS_NAMES, SENSOR_RANGE
+    from roadworthy.data.sim.features import OBS_NAMES, SENSOR_RANGE
 
     obs = np.full(len(OBS_NAMES), SENSOR_RANGE)
     obs[list(OBS_NAMES).index("lead_gap_m")] = 15.0
@@ -108,7 +108,7 @@ def test_roads_of_the_simulator_and_of_a_carla_town(sim_logs, carla_logs):
 
 
 def test_disengagement_windows_and_matching(sim_logs, dash_model):
-    from density.behavior import BehaviorModel
+    from roadworthy.density.behavior import BehaviorModel
 
     t = _table(sim_logs)
     res = disengagements.explore(sim_logs, window_s=2.0, model=BehaviorModel.load(dash_model))
@@ -159,9 +159,10 @@ def test_health_accepts_good_logs_and_reports_rejections(sim_logs, make_log):
 
 
 def test_inputs_travel_from_the_cli_to_the_app():
-    from dashboards.inputs import inputs_from_env
-    from evaluator.cli.dashboard_commands import dashboard_env
+    from roadworthy.cli.dashboard_commands import dashboard_env
+    from roadworthy.dashboards.inputs import inputs_from_env
 
     inp = inputs_from_env(dashboard_env(["a", "b"], report="r.json"))
     assert len(inp.logs) == 2 and inp.report.endswith("r.json") and inp.model is None
-    assert pq is not None
+    # Paths are made absolute: Streamlit's working folder need not be the caller's.
+    assert all(Path(p).is_absolute() for p in (*inp.logs, inp.report)) and inp.engine == "local"

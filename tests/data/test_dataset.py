@@ -7,9 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from data.dataset import scan_logs
-from data.errors import LogError
-from data.validate import validate_logs
+from roadworthy.data.dataset import scan_logs
+from roadworthy.data.errors import LogError
+from roadworthy.data.validate import validate_logs
 from tests.conftest import make_table, write_table
 
 
@@ -85,7 +85,7 @@ def test_streaming_memory_is_bounded_by_the_batch(tmp_path):
 
 def test_validation_memory_does_not_grow_with_rows(tmp_path):
     """The validator keeps per-episode state only while an episode is open."""
-    from data.validate import LogValidator
+    from roadworthy.data.validate import LogValidator
 
     pq.write_table(make_table(episodes=400, steps=50, d=4), tmp_path / "l.parquet", row_group_size=1000)
     ds = scan_logs(tmp_path / "l.parquet")

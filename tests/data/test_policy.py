@@ -11,8 +11,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from data.errors import PolicyError
-from data.policy import OnnxPolicy
+from roadworthy.data.errors import PolicyError
+from roadworthy.data.policy import OnnxPolicy
 
 OBS = ["a", "b", "c"]
 ACT = ["u", "v"]

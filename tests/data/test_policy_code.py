@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data.errors import PolicyError
-from data.policy_code import load_policy
+from roadworthy.data.errors import PolicyError
+from roadworthy.data.policy_code import load_policy
 from tests.data.test_policy import ACT, OBS, Boom, external_data_policy, linear_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,8 +57,8 @@ def test_external_data_outside_the_folder_is_never_opened(tmp_path):
             if ev == "open" and "secret" in str(args[0]):
                 opened.append(str(args[0]))
         sys.addaudithook(hook)
-        from data.policy_code import load_policy
-        from data.errors import PolicyError
+        from roadworthy.data.policy_code import load_policy
+        from roadworthy.data.errors import PolicyError
         try:
             load_policy({str(path)!r}, allow_code=True)
             print(json.dumps({{"error": None, "opened": opened}}))

@@ -6,8 +6,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from data.errors import LogError
-from data.transitions import iter_episodes, iter_transitions
+from roadworthy.data.errors import LogError
+from roadworthy.data.transitions import iter_episodes, iter_transitions
 from tests.conftest import make_table, write_table
 
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from data.errors import LogError
-from data.validate import validate_logs
+from roadworthy.data.errors import LogError
+from roadworthy.data.validate import validate_logs
 from tests.conftest import log_metadata, make_table, write_table
 
 

@@ -12,11 +12,11 @@ import time
 import pyarrow as pa
 import pytest
 
-from data.dataset import scan_logs
-from data.errors import LogError
-from data.schema import LogMetadata, arrow_schema
-from data.validate import validate_logs
-from data.writer import LogWriter, write_log
+from roadworthy.data.dataset import scan_logs
+from roadworthy.data.errors import LogError
+from roadworthy.data.schema import LogMetadata, arrow_schema
+from roadworthy.data.validate import validate_logs
+from roadworthy.data.writer import LogWriter, write_log
 from tests.conftest import make_table
 
 META = LogMetadata(("f0", "f1", "f2"), ("u0", "u1"), (-1.0, -1.0), (1.0, 1.0), 0.1)
@@ -83,7 +83,7 @@ def test_killed_writer_leaves_no_partial_file(tmp_path):
         sys.path.insert(0, {os.getcwd()!r})
         from tests.conftest import make_table
         from tests.data.test_writer import schema
-        from data.writer import LogWriter
+        from roadworthy.data.writer import LogWriter
         w = LogWriter({str(dest)!r}, schema())
         t = make_table(episodes=200, steps=20)
         for b in t.to_batches(max_chunksize=100):

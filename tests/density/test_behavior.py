@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from data.errors import LogError, UsageError
-from density.behavior import BehaviorConfig, BehaviorModel
-from density.persistence import ModelFileError
-from evaluator.cli import app
+from roadworthy.cli import app
+from roadworthy.data.errors import LogError, UsageError
+from roadworthy.density.behavior import BehaviorConfig, BehaviorModel
+from roadworthy.density.persistence import ModelFileError
 from tests.conftest import make_table, write_table
 
 pytest.importorskip("highway_env")
@@ -47,8 +47,8 @@ def test_save_load_round_trip_gives_identical_scores(fitted, sim_logs):
 
 
 def test_planted_swerve_is_flagged_and_explained(fitted, sim_logs):
-    from data.dataset import scan_logs
-    from density.planted import plant
+    from roadworthy.data.dataset import scan_logs
+    from roadworthy.data.planted import plant
 
     model, _ = fitted
     t = scan_logs(sim_logs).read()
@@ -65,8 +65,8 @@ def test_planted_swerve_is_flagged_and_explained(fitted, sim_logs):
 
 
 def test_policy_actions_out_of_support(fitted, sim_logs):
-    from data.policy import OnnxPolicy
-    from data.sim.policies import example_policy_path
+    from roadworthy.data.policy import OnnxPolicy
+    from roadworthy.data.sim.policies import example_policy_path
 
     model, _ = fitted
     rates = {}
@@ -141,7 +141,7 @@ def test_cli_errors_exit_2(sim_logs, tmp_path, make_log):
 def test_bad_rows_of_a_flags_run_leave_no_file(fitted, tmp_path):
     _, folder = fitted
     t = make_table(d=19, a=2)
-    from data.sim.features import ACTION_NAMES, OBS_NAMES
+    from roadworthy.data.sim.features import ACTION_NAMES, OBS_NAMES
     from tests.conftest import log_metadata
 
     t = t.replace_schema_metadata(log_metadata(19, 2, obs_names=list(OBS_NAMES), action_names=list(ACTION_NAMES)))

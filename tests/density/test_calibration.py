@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from density.calibration import ALL, ConformalCalibrator, benjamini_hochberg, group_levels, speed_band
+from roadworthy.density.calibration import ALL, ConformalCalibrator, benjamini_hochberg, group_levels, speed_band
 
 
 def test_pvalue_formula_on_a_tiny_example():

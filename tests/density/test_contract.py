@@ -6,11 +6,11 @@ import functools
 
 import pytest
 
-from density.checks import density_checks
-from density.gmm import GaussianMixtureDensity
-from density.iforest import IsolationForestDensity
-from density.knn import KNNDensity
-from density.mdn import MDN
+from roadworthy.density.checks import density_checks
+from roadworthy.density.gmm import GaussianMixtureDensity
+from roadworthy.density.iforest import IsolationForestDensity
+from roadworthy.density.knn import KNNDensity
+from roadworthy.density.mdn import MDN
 
 FAST = {
     "MDN": functools.partial(MDN, epochs=4, hidden=(16,), n_components=3, batch_size=256),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal, norm
 
-from density.gmm import GaussianMixtureDensity
+from roadworthy.density.gmm import GaussianMixtureDensity
 
 
 def test_one_component_conditional_is_the_gaussian_formula():

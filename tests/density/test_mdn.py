@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from density.mdn import MDN
-from density.mdn_torch import MixtureNet, mixture_log_prob
+from roadworthy.density.mdn import MDN
+from roadworthy.density.mdn_torch import MixtureNet, mixture_log_prob
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from evaluator.cli import app
+from roadworthy.cli import app
 from tests.conftest import make_table, write_table
 
 runner = CliRunner()
@@ -112,7 +112,8 @@ def test_real_console_script_on_a_tiny_parquet_file(make_log, tmp_path):
 
 def test_import_evaluator_loads_no_heavy_optional_dependency():
     code = (
-        "import sys, evaluator, evaluator.cli, data, density, dashboards\n"
+        "import sys, roadworthy, roadworthy.cli, roadworthy.data, roadworthy.density, roadworthy.evaluator\n"
+        "import roadworthy.dashboards\n"
         "heavy = [m for m in ('carla', 'streamlit', 'ray', 'highway_env', 'gymnasium', 'pygame') if m in sys.modules]\n"
         "print(','.join(heavy))"
     )

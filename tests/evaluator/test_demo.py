@@ -7,12 +7,13 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from evaluator.cli import app
+from roadworthy.cli import app
 
 pytest.importorskip("highway_env")
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path):
     out = tmp_path / "demo"
     res = runner.invoke(

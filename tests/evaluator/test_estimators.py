@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from evaluator.fqe import FQEConfig, PolicyView, fit_fqe
-from evaluator.importance import estimates, policy_logp
-from evaluator.logdata import EvalData
+from roadworthy.evaluator.fqe import FQEConfig, PolicyView, fit_fqe
+from roadworthy.evaluator.importance import estimates, policy_logp
+from roadworthy.evaluator.logdata import EvalData
 
 
 def _norm_logpdf(x, mean, std):
@@ -109,3 +110,14 @@ def test_pessimism_lowers_the_bound_when_decisions_leave_the_support(chain_data)
     plain = fit_fqe(chain_data, view(chain_data, 0.5), FAST, gamma=0.9, seed=1)
     # With failures assumed half the time after a gated decision, the estimate drops too.
     assert res.mid[:, 0].mean() < plain.mid[:, 0].mean()
+
+
+def test_fqe_refuses_a_device_it_cannot_use(chain_data):
+    with pytest.raises(ValueError, match="unknown device"):
+        fit_fqe(chain_data, view(chain_data, 0.5), FAST, gamma=0.9, seed=0, device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            fit_fqe(chain_data, view(chain_data, 0.5), FAST, gamma=0.9, seed=0, device="cuda")
+    cpu = fit_fqe(chain_data, view(chain_data, 0.5), FAST, gamma=0.9, seed=0, device="cpu")
+    again = fit_fqe(chain_data, view(chain_data, 0.5), FAST, gamma=0.9, seed=0)
+    np.testing.assert_array_equal(cpu.mid, again.mid)

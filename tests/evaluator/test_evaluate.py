@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from density.behavior import BehaviorConfig, BehaviorModel
-from evaluator.cli import app
-from evaluator.evaluate import EvaluateConfig, evaluate
-from evaluator.fqe import FQEConfig
-from evaluator.model_based import ModelConfig
+from roadworthy.cli import app
+from roadworthy.density.behavior import BehaviorConfig, BehaviorModel
+from roadworthy.evaluator.evaluate import EvaluateConfig, evaluate
+from roadworthy.evaluator.fqe import FQEConfig
+from roadworthy.evaluator.model_based import ModelConfig
 from tests.conftest import make_table
 
 pytest.importorskip("highway_env")
@@ -22,7 +22,7 @@ SMALL = EvaluateConfig(
     estimator="fqe",
     model=ModelConfig(hidden=(32, 32), steps=200, components=2, batch_size=256),
     fqe=FQEConfig(hidden=(32, 32), iterations=25, steps_per_iteration=10, batch_size=256),
-    importance=__import__("evaluator.importance", fromlist=["ISConfig"]).ISConfig(bootstrap=20),
+    importance=__import__("roadworthy.evaluator.importance", fromlist=["ISConfig"]).ISConfig(bootstrap=20),
 )
 
 
@@ -35,7 +35,7 @@ def model_dir(sim_logs, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def report(sim_logs, model_dir):
-    from data.sim.policies import example_policy_path
+    from roadworthy.data.sim.policies import example_policy_path
 
     paths = [example_policy_path(n) for n in ("autopilot-clone", "swerve", "stochastic")]
     return evaluate(sim_logs, paths, model=model_dir, config=SMALL)
@@ -72,7 +72,7 @@ def test_out_of_support_policy_gets_a_wider_and_lower_interval(report):
 def model_report(sim_logs, model_dir):
     from dataclasses import replace
 
-    from data.sim.policies import example_policy_path
+    from roadworthy.data.sim.policies import example_policy_path
 
     paths = [example_policy_path(n) for n in ("autopilot-clone", "swerve")]
     return evaluate(sim_logs, paths, model=model_dir, config=replace(SMALL, estimator="model"))
@@ -110,7 +110,7 @@ def test_model_based_report_follows_the_contract(model_report):
 
 
 def test_same_seed_same_report(sim_logs, model_dir):
-    from data.sim.policies import example_policy_path
+    from roadworthy.data.sim.policies import example_policy_path
 
     a = evaluate(sim_logs, [example_policy_path("cautious")], model=model_dir, config=SMALL)
     b = evaluate(sim_logs, [example_policy_path("cautious")], model=model_dir, config=SMALL)
@@ -118,7 +118,7 @@ def test_same_seed_same_report(sim_logs, model_dir):
 
 
 def test_cli_evaluate_writes_json_and_markdown(sim_logs, model_dir, tmp_path):
-    from data.sim.policies import example_policy_path
+    from roadworthy.data.sim.policies import example_policy_path
 
     args = ["evaluate", str(sim_logs), "--policy", str(example_policy_path("fast")), "--model", str(model_dir)]
     args += [
@@ -141,7 +141,7 @@ def test_cli_evaluate_writes_json_and_markdown(sim_logs, model_dir, tmp_path):
 
 
 def test_cli_bad_input_exits_2(sim_logs, model_dir, tmp_path, make_log):
-    from data.sim.policies import example_policy_path
+    from roadworthy.data.sim.policies import example_policy_path
 
     pol = str(example_policy_path("fast"))
     res = runner.invoke(app, ["evaluate", str(sim_logs), "--policy", pol, "--gamma", "1.5"])
@@ -151,7 +151,7 @@ def test_cli_bad_input_exits_2(sim_logs, model_dir, tmp_path, make_log):
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert "model was fitted on logs with other obs_names" in " ".join(res.stderr.split())
     # A policy whose names do not match the log (and a model fitted on that log).
-    from density.behavior import BehaviorConfig, BehaviorModel
+    from roadworthy.density.behavior import BehaviorConfig, BehaviorModel
 
     other_model = tmp_path / "other-model"
     BehaviorModel.fit(other, BehaviorConfig(model="gmm")).save(other_model)
@@ -164,3 +164,12 @@ def test_cli_bad_input_exits_2(sim_logs, model_dir, tmp_path, make_log):
     steps = steps.set_column(1, "step", __import__("pyarrow").array(np.asarray(steps.column("step")) + 1))
     res = runner.invoke(app, ["evaluate", str(make_log(steps, name="s.parquet")), "--policy", pol])
     assert res.exit_code == 2 and "start at 1" in res.stderr
+
+
+def test_unknown_engine_is_refused_not_run_locally(sim_logs):
+    from roadworthy.data.errors import UsageError
+    from roadworthy.data.sim.policies import example_policy_path
+    from roadworthy.evaluator.evaluate import evaluate
+
+    with pytest.raises(UsageError, match="--engine must be local or ray, got 'Ray'"):
+        evaluate(sim_logs, [example_policy_path("fast")], engine="Ray")

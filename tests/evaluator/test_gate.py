@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from data.errors import UsageError
-from evaluator.gate import verdict
-from evaluator.gate_config import GateConfig, OodSection, load_gate_config, parse_gate_config
-from evaluator.gate_render import junit_xml, markdown, table_rows
+from roadworthy.data.errors import UsageError
+from roadworthy.evaluator.gate import verdict
+from roadworthy.evaluator.gate_config import GateConfig, OodSection, load_gate_config, parse_gate_config
+from roadworthy.evaluator.gate_render import junit_xml, markdown, table_rows
 
 
 def entry(name: str, value: list[float], width: float = 0.0, collision: list[float] | None = None, coverage=1.0):
@@ -182,7 +182,7 @@ def test_config_must_exist(tmp_path):
 
 
 def test_evaluation_section_round_trips_through_evaluate_config():
-    from evaluator.gate_config import EvaluationSection
+    from roadworthy.evaluator.gate_config import EvaluationSection
 
     section = EvaluationSection(gamma=0.95, seed=3, heads=4, iterations=7, steps_per_iteration=9, hidden_units=16)
     cfg = GateConfig(evaluation=section)

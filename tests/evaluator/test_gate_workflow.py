@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from evaluator.cli import app
+from roadworthy.cli import app
 
 yaml = pytest.importorskip("yaml")
 pytest.importorskip("highway_env")
@@ -39,7 +39,7 @@ def gate_step() -> tuple[str, dict]:
 @pytest.fixture(scope="module")
 def repo(sim_logs, tmp_path_factory):
     """A checkout laid out as the workflow expects: logs, models, gate.toml."""
-    from data.sim.policies import example_policy_path
+    from roadworthy.data.sim.policies import example_policy_path
 
     root = tmp_path_factory.mktemp("repo")
     _, env = gate_step()
@@ -62,43 +62,52 @@ def run_workflow_step(repo: Path, candidate: str, summary: Path) -> subprocess.C
     return subprocess.run(["bash", "-e", "-c", script], cwd=repo, env=full, capture_output=True, text=True, timeout=900)
 
 
-def test_workflow_passes_a_safe_candidate_and_fails_an_unsafe_one(repo, tmp_path):
-    summary = tmp_path / "summary.md"
-    ok = run_workflow_step(repo, "stochastic", summary)
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    v = json.loads((repo / "verdict.json").read_text())
+@pytest.fixture(scope="module")
+def workflow(repo, tmp_path_factory):
+    """The workflow's gate step run for a safe and an unsafe candidate, with their outputs."""
+    summary = tmp_path_factory.mktemp("summary") / "summary.md"
+    runs = {}
+    for name in ("stochastic", "swerve"):
+        proc = run_workflow_step(repo, name, summary)
+        runs[name] = {
+            "proc": proc,
+            "verdict": (repo / "verdict.json").read_bytes(),
+            "junit": (repo / "junit.xml").read_text(),
+            "summary": summary.read_text(),
+        }
+    return runs
+
+
+@pytest.mark.slow
+def test_workflow_passes_a_safe_candidate_and_fails_an_unsafe_one(workflow):
+    ok = workflow["stochastic"]
+    assert ok["proc"].returncode == 0, ok["proc"].stdout + ok["proc"].stderr
+    v = json.loads(ok["verdict"])
     assert v["passed"] and v["verdict_version"] == 1 and v["candidate"]["name"] == "stochastic"
     assert v["baseline"]["name"] == "autopilot-clone" and len(v["candidate"]["sha256"]) == 64
-    assert "roadworthy gate: PASSED" in summary.read_text()
-    (repo / "verdict-pass.json").write_bytes((repo / "verdict.json").read_bytes())
+    assert "roadworthy gate: PASSED" in ok["summary"]
 
-    bad = run_workflow_step(repo, "swerve", summary)
-    assert bad.returncode == 1, bad.stdout + bad.stderr
-    v = json.loads((repo / "verdict.json").read_text())
+    bad = workflow["swerve"]
+    assert bad["proc"].returncode == 1, bad["proc"].stdout + bad["proc"].stderr
+    v = json.loads(bad["verdict"])
     assert not v["passed"] and "coverage_min" in v["failed_checks"]
     assert "cost_non_inferiority.off_road" in v["failed_checks"]
-    cases = ET.parse(repo / "junit.xml").getroot().findall(".//testcase")
+    cases = ET.fromstring(bad["junit"]).findall(".//testcase")
     failed = {c.get("name") for c in cases if c.find("failure") is not None}
     assert failed == set(v["failed_checks"])
-    assert "gate FAILED" in bad.stdout and "coverage_min" in bad.stdout
-    assert summary.read_text().count("## roadworthy gate") == 2
+    assert "gate FAILED" in bad["proc"].stdout and "coverage_min" in bad["proc"].stdout
+    assert bad["summary"].count("## roadworthy gate") == 2
 
 
-def test_same_inputs_and_seed_give_a_byte_identical_verdict(repo):
+@pytest.mark.slow
+def test_same_inputs_and_seed_give_a_byte_identical_verdict(repo, workflow, monkeypatch):
     """In-process run against the workflow's own (separate-process) verdict file."""
-    first = repo / "verdict-pass.json"
-    if not first.exists():
-        pytest.skip("needs the workflow test's verdict")
     _, env = gate_step()
-    cwd = os.getcwd()
-    os.chdir(repo)
-    try:
-        args = ["gate", env["LOGS"], "--candidate", "models/stochastic.onnx", "--baseline", env["BASELINE"]]
-        res = CliRunner().invoke(app, [*args, "--config", env["GATE_CONFIG"], "--seed", "0", "--json", "again.json"])
-    finally:
-        os.chdir(cwd)
+    monkeypatch.chdir(repo)  # the verdict records the paths as given, relative to the checkout
+    args = ["gate", env["LOGS"], "--candidate", "models/stochastic.onnx", "--baseline", env["BASELINE"]]
+    res = CliRunner().invoke(app, [*args, "--config", env["GATE_CONFIG"], "--seed", "0", "--json", "again.json"])
     assert res.exit_code == 0, res.output
-    assert (repo / "again.json").read_bytes() == first.read_bytes()
+    assert (repo / "again.json").read_bytes() == workflow["stochastic"]["verdict"]
 
 
 def test_gate_errors_exit_2(repo, tmp_path):

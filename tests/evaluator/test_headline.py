@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evaluator.headline import choose, screen_members
+from roadworthy.evaluator.headline import choose, screen_members
 
 
 def _check(bias: np.ndarray, oob_err: np.ndarray, logged: float = 50.0) -> dict:

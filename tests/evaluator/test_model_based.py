@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evaluator.fqe import episode_bootstrap
-from evaluator.logdata import EvalData
-from evaluator.model_based import DrivingModel, ModelConfig
-from evaluator.model_rollout import Channels, RolloutSettings, simulate
+from roadworthy.evaluator.fqe import episode_bootstrap
+from roadworthy.evaluator.logdata import EvalData
+from roadworthy.evaluator.model_based import DrivingModel, ModelConfig
+from roadworthy.evaluator.model_rollout import Channels, RolloutSettings, simulate
 
 
 def linear_log(n_episodes=150, horizon=20, seed=0, a_mat=None, b_mat=None, noise=0.02) -> EvalData:
@@ -151,7 +151,7 @@ def test_pessimism_grows_with_how_far_and_how_often_decisions_leave_the_support(
 
 def _entry(name: str, res, confidence: float = 0.95) -> dict:
     """A report entry from a simulation (one start, so the head's figure is its value)."""
-    from evaluator.policy_entry import HeadFigures, figures_block, heads_dict
+    from roadworthy.evaluator.policy_entry import HeadFigures, figures_block, heads_dict
 
     fig = HeadFigures(res.mid[:, 0, :], res.lo[:, 0, :], res.hi[:, 0, :], "model", {})
     value, costs = figures_block(fig, [], confidence)
@@ -169,8 +169,8 @@ def test_aa_gate_on_identical_policies_passes_and_a_worse_one_fails(fitted):
     """A/A: the same policy as candidate and baseline, every head on the same model and random
     numbers, gives a paired difference of exactly 0. Braking (a = -1) lowers the closed-form
     value far beyond the 10 % margin, and the gate's mean difference matches that exact figure."""
-    from evaluator.gate import verdict
-    from evaluator.gate_config import GateConfig
+    from roadworthy.evaluator.gate import verdict
+    from roadworthy.evaluator.gate_config import GateConfig
 
     data, model = fitted
     a_mat, b_mat = np.array([[0.9, 0.1], [0.0, 0.8]]), np.array([0.5, -0.3])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED
+from tests.conftest import SHARED, require_shared
 
 CARLA = SHARED / "data" / "carla"
 RECORDINGS = {
@@ -16,22 +16,16 @@ RECORDINGS = {
 
 
 def recording(name: str) -> Path:
-    path = CARLA / "recordings" / f"{name}.log"
-    if not path.is_file():
-        pytest.skip(f"{path} is not available")
-    return path
+    return require_shared(CARLA / "recordings" / f"{name}.log")
 
 
 def town(name: str = "Town01") -> Path:
-    path = CARLA / "maps" / f"{name}.xodr"
-    if not path.is_file():
-        pytest.skip(f"{path} is not available")
-    return path
+    return require_shared(CARLA / "maps" / f"{name}.xodr")
 
 
 @pytest.fixture(scope="session")
 def town01():
     pytest.importorskip("carla")
-    from data.carla.opendrive import MapLayer
+    from roadworthy.data.carla.opendrive import MapLayer
 
     return MapLayer.from_xodr(town("Town01"))

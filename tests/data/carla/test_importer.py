@@ -12,16 +12,17 @@ from typer.testing import CliRunner
 
 carla = pytest.importorskip("carla")
 
-from data.carla import format as fmt  # noqa: E402
-from data.carla.features import IDX, OBS_NAMES, compute_features  # noqa: E402
-from data.carla.importer import find_hero, frame_batch, import_recording  # noqa: E402
-from data.carla.info import summarize_recording  # noqa: E402
-from data.carla.live import ServerError, batch_from_ticks, check_server, tick_values  # noqa: E402
-from data.carla.recorder import read_recording  # noqa: E402
-from data.dataset import scan_logs  # noqa: E402
-from data.errors import UsageError  # noqa: E402
-from data.validate import validate_logs  # noqa: E402
-from evaluator.cli import app  # noqa: E402
+from roadworthy.cli import app  # noqa: E402
+from roadworthy.data.carla import format as fmt  # noqa: E402
+from roadworthy.data.carla.features import IDX, OBS_NAMES, compute_features  # noqa: E402
+from roadworthy.data.carla.importer import find_hero, frame_batch, import_recording  # noqa: E402
+from roadworthy.data.carla.info import summarize_recording  # noqa: E402
+from roadworthy.data.carla.live import ServerError, batch_from_ticks, check_server, tick_values  # noqa: E402
+from roadworthy.data.carla.recorder import read_recording  # noqa: E402
+from roadworthy.data.carla.recorder_writer import write_synthetic  # noqa: E402
+from roadworthy.data.dataset import scan_logs  # noqa: E402
+from roadworthy.data.errors import UsageError  # noqa: E402
+from roadworthy.data.validate import validate_logs  # noqa: E402
 from tests.data.carla.conftest import RECORDINGS, recording, town  # noqa: E402
 
 runner = CliRunner()
@@ -170,10 +171,20 @@ def test_cli_info_import_and_errors(tmp_path):
         ],
     )
     assert res.exit_code == 2 and "Town02" in res.stderr
+
+
+def test_cli_errors_need_no_shared_files(tmp_path):
+    # Error paths run on files the test writes itself, so they run wherever the tests do.
+    good = write_synthetic(tmp_path / "synthetic.log", frames=40)
     bad = tmp_path / "bad.log"
-    bad.write_bytes(recording("DistanceToLaneCenter").read_bytes()[:5000])
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     res = runner.invoke(app, ["carla", "info", str(bad)])
     assert res.exit_code == 2 and "last complete frame" in res.stderr and "Traceback" not in res.output
+    out = str(tmp_path / "o")
+    res = runner.invoke(app, ["import", "carla", str(good), "--map", str(tmp_path / "nope.xodr"), "-o", out])
+    assert res.exit_code == 2 and "nope.xodr" in res.stderr and not (tmp_path / "o").exists()
+    res = runner.invoke(app, ["import", "carla", str(good), "--map", str(good), "-o", out, "--source", "x"])
+    assert res.exit_code == 2 and "--source" in res.stderr
 
 
 def test_kinds_known_to_the_info_text_match_the_format():

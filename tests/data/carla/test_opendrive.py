@@ -7,8 +7,8 @@ import pytest
 
 carla = pytest.importorskip("carla")
 
-from data.carla.opendrive import LANE_TYPES, MapError, MapLayer  # noqa: E402
-from data.roads import read_roads  # noqa: E402
+from roadworthy.data.carla.opendrive import LANE_TYPES, MapError, MapLayer  # noqa: E402
+from roadworthy.data.roads import read_roads  # noqa: E402
 from tests.data.carla.conftest import town  # noqa: E402
 
 

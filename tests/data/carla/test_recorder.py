@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from data.carla import format as fmt
-from data.carla.recorder import RecorderError, RecorderReader, read_recording
-from data.carla.recorder_writer import RecorderWriter, write_synthetic
+from roadworthy.data.carla import format as fmt
+from roadworthy.data.carla.recorder import RecorderError, RecorderReader, read_recording
+from roadworthy.data.carla.recorder_writer import RecorderWriter, write_synthetic
 from tests.data.carla.conftest import RECORDINGS, recording
 
 

@@ -8,15 +8,15 @@ import pytest
 
 pytest.importorskip("highway_env")
 
-from data.dataset import scan_logs
-from data.errors import UsageError
-from data.roads import read_roads, roads_path
-from data.sim.collect import collect_highway
-from data.sim.drivers import AUTOPILOT, driver_action
-from data.sim.episodes import FleetConfig
-from data.sim.features import IDX, OBS_NAMES, SENSOR_RANGE, time_to_collision
-from data.sim.highway import HighwayConfig
-from data.validate import validate_logs
+from roadworthy.data.dataset import scan_logs
+from roadworthy.data.errors import UsageError
+from roadworthy.data.roads import read_roads, roads_path
+from roadworthy.data.sim.collect import collect_highway
+from roadworthy.data.sim.drivers import AUTOPILOT, driver_action
+from roadworthy.data.sim.episodes import FleetConfig
+from roadworthy.data.sim.features import IDX, OBS_NAMES, SENSOR_RANGE, time_to_collision
+from roadworthy.data.sim.highway import HighwayConfig
+from roadworthy.data.validate import validate_logs
 
 SHORT = HighwayConfig(duration=6.0)
 

@@ -7,11 +7,11 @@ import pytest
 
 pytest.importorskip("highway_env")
 
-from data.policy import OnnxPolicy
-from data.sim.drivers import AUTOPILOT, driver_action, idm_accel
-from data.sim.features import IDX, LANE_WIDTH, OBS_NAMES, SENSOR_RANGE
-from data.sim.highway import HighwaySim
-from data.sim.policies import EXAMPLES, example_policy_path, export_policy
+from roadworthy.data.policy import OnnxPolicy
+from roadworthy.data.sim.drivers import AUTOPILOT, driver_action, idm_accel
+from roadworthy.data.sim.features import IDX, LANE_WIDTH, OBS_NAMES, SENSOR_RANGE
+from roadworthy.data.sim.highway import HighwaySim
+from roadworthy.data.sim.policies import EXAMPLES, example_policy_path, export_policy
 
 
 def free_road(speed: float) -> np.ndarray:

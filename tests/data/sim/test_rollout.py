@@ -7,13 +7,13 @@ import pytest
 
 pytest.importorskip("highway_env")
 
-from data.errors import PolicyError, UsageError
-from data.sim.collect import collect_highway
-from data.sim.episodes import FleetConfig
-from data.sim.highway import HighwayConfig
-from data.sim.policies import example_policy_path
-from data.sim.rollout import rollout_highway
-from data.transitions import iter_episodes
+from roadworthy.data.errors import PolicyError, UsageError
+from roadworthy.data.sim.collect import collect_highway
+from roadworthy.data.sim.episodes import FleetConfig
+from roadworthy.data.sim.highway import HighwayConfig
+from roadworthy.data.sim.policies import example_policy_path
+from roadworthy.data.sim.rollout import rollout_highway
+from roadworthy.data.transitions import iter_episodes
 
 CONFIG = HighwayConfig(duration=20.0)
 N, SEED, GAMMA = 14, 21, 0.99
@@ -54,7 +54,7 @@ def test_unsafe_policy_is_worse_and_leaves_the_road(tmp_path):
 
 
 def test_rollout_refuses_a_policy_for_other_features(tmp_path):
-    from data.sim.policies import EXAMPLES, export_policy
+    from roadworthy.data.sim.policies import EXAMPLES, export_policy
 
     path = export_policy(
         EXAMPLES[0].module(),

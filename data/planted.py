@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from data.carla import features as carla_features
-from data.sim import features as sim_features
+from roadworthy.data.carla import features as carla_features
+from roadworthy.data.sim import features as sim_features
 
 KINDS = ("swerve", "throttle_into_lead", "brake_on_free_road")
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from evaluator.cli import (
+from roadworthy.cli import (
     carla_commands,
     dashboard_commands,
     data_commands,
@@ -30,7 +30,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from evaluator import __version__
+        from roadworthy import __version__
 
         typer.echo(f"roadworthy {__version__}")
         raise typer.Exit()

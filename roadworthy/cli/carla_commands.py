@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from evaluator.cli.common import handle_errors, progress, result_console, table, write_json
-from evaluator.cli.data_commands import JsonOpt, collect_app, print_summary
+from roadworthy.cli.common import handle_errors, progress, result_console, table, write_json
+from roadworthy.cli.data_commands import JsonOpt, collect_app, print_summary
 
 carla_app = typer.Typer(help="Read CARLA's own files (no server needed).", no_args_is_help=True)
 import_app = typer.Typer(help="Convert other formats into driving logs.", no_args_is_help=True)
@@ -25,8 +25,8 @@ def carla_info(
     json_out: JsonOpt = None,
 ) -> None:
     """Summary of a recorder file: map, frames, duration, actors, heroes, collisions, packets."""
-    from data.carla.info import summarize_recording
-    from data.errors import UsageError
+    from roadworthy.data.carla.info import summarize_recording
+    from roadworthy.data.errors import UsageError
 
     try:
         s = summarize_recording(recording, profile=profile, events=events)
@@ -65,21 +65,16 @@ def import_carla(
     json_out: JsonOpt = None,
 ) -> None:
     """Convert a CARLA recording into a contract-v1 driving log of its hero (plus the map's lanes)."""
-    from data.carla.importer import import_recording
-    from data.errors import UsageError
-    from data.validate import validate_logs
+    from roadworthy import api
 
-    if source not in ("autopilot", "human"):
-        raise UsageError(f"--source must be autopilot or human, got '{source}'", "e.g. --source human")
-    result = import_recording(recording, map_path=map_path, out=out, hero=hero, source=source, overwrite=overwrite)
-    summary = validate_logs(out)
+    result = api.import_carla(recording, map_path, out, hero=hero, source=source, overwrite=overwrite)
     console = result_console(json_out)
     console.print(
-        f"wrote {result.rows} rows of hero {result.hero} to {out} "
-        f"({result.skipped_frames} frame(s) without the hero skipped)"
+        f"wrote {result.result.rows} rows of hero {result.result.hero} to {out} "
+        f"({result.result.skipped_frames} frame(s) without the hero skipped)"
     )
-    print_summary(summary, console)
-    write_json({"import": result.to_dict(), "summary": summary.to_dict()}, json_out)
+    print_summary(result.summary, console)
+    write_json(result.to_json(), json_out)
 
 
 @collect_app.command("carla")
@@ -98,8 +93,8 @@ def collect_carla(
     json_out: JsonOpt = None,
 ) -> None:
     """Drive a running CARLA server (synchronous mode) and log the hero, with CARLA's recorder alongside."""
-    from data.carla.live import LiveConfig
-    from data.carla.live import collect_carla as run
+    from roadworthy.data.carla.live import LiveConfig
+    from roadworthy.data.carla.live import collect_carla as run
 
     config = LiveConfig(
         host=host,

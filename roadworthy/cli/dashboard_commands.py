@@ -12,19 +12,20 @@ from typing import Annotated
 
 import typer
 
-from evaluator.cli.common import handle_errors, stderr
-from evaluator.cli.data_commands import AddressOpt, EngineOpt
+from roadworthy.cli.common import handle_errors, stderr
+from roadworthy.cli.data_commands import AddressOpt, EngineOpt
+from roadworthy.dashboards.inputs import ENV
 
 
 def app_path() -> Path:
     """The dashboard's Streamlit script, found without importing the package.
 
-    The evaluator sits upstream of the dashboards (data -> density -> evaluator ->
-    dashboards): the command starts the app in its own process and never imports it.
+    Streamlit runs the app in its own process; this process imports only the light
+    :mod:`roadworthy.dashboards.inputs`.
     """
-    spec = importlib.util.find_spec("dashboards")
+    spec = importlib.util.find_spec("roadworthy.dashboards")
     if spec is None or not spec.submodule_search_locations:
-        from data.errors import UsageError
+        from roadworthy.data.errors import UsageError
 
         raise UsageError("the dashboards package is not installed", "pip install 'roadworthy[dashboard]'")
     return Path(next(iter(spec.submodule_search_locations))) / "app.py"
@@ -65,9 +66,9 @@ def dashboard(
     address: AddressOpt = None,
 ) -> None:
     """Start the dashboards (risk map, disengagements, policy comparison, replay, data health) on localhost."""
-    from data.dataset import scan_logs
-    from data.errors import UsageError
-    from data.ray_engine import check_engine
+    from roadworthy.data.dataset import scan_logs
+    from roadworthy.data.errors import UsageError
+    from roadworthy.data.ray_engine import check_engine
 
     check_engine(engine, address)
     if importlib.util.find_spec("streamlit") is None:
@@ -100,16 +101,6 @@ def dashboard(
 
 
 #: Environment variables that hand the inputs to the app (read by ``dashboards.inputs``).
-ENV = {
-    "logs": "ROADWORTHY_LOGS",
-    "report": "ROADWORTHY_REPORT",
-    "model": "ROADWORTHY_MODEL",
-    "truth": "ROADWORTHY_TRUTH",
-    "engine": "ROADWORTHY_ENGINE",
-    "address": "ROADWORTHY_RAY_ADDRESS",
-}
-
-
 def dashboard_env(logs, report=None, model=None, truth=None, engine="local", address=None) -> dict[str, str]:
     """The environment that hands the inputs to the app."""
     env = {ENV["logs"]: os.pathsep.join(str(Path(p).resolve()) for p in logs), ENV["engine"]: engine}

@@ -9,7 +9,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from evaluator.cli.common import handle_errors, progress, stdout, table, write_json
+from roadworthy.cli.common import handle_errors, progress, stdout, table, write_json
 
 DEMO_MARKER = ".roadworthy-demo"
 
@@ -19,7 +19,7 @@ def example_policies(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to copy the policy files to.")],
 ) -> None:
     """Copy the example ONNX policies shipped with roadworthy to a folder and list them."""
-    from data.sim.policies import EXAMPLES, example_policy_path
+    from roadworthy.data.sim.policies import EXAMPLES, example_policy_path
 
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -44,12 +44,10 @@ def demo(
     """The main job on the embedded default: collect logs, validate them, fit the behaviour model,
     flag out-of-distribution actions, evaluate the example policies from the logs, check against rollouts,
     and gate each policy against the autopilot clone."""
-    from data.errors import UsageError
-    from data.sim.collect import collect_highway
-    from data.sim.policies import EXAMPLES, example_policy_path
-    from data.sim.rollout import rollout_highway
-    from data.validate import validate_logs
-    from evaluator.cli.data_commands import print_rollout, print_summary
+    from roadworthy import api
+    from roadworthy.cli.data_commands import print_summary
+    from roadworthy.data.errors import UsageError
+    from roadworthy.data.sim.policies import EXAMPLES, example_policy_path
 
     if out.exists() and any(out.iterdir()) and not (out / DEMO_MARKER).exists():
         raise UsageError(f"{out} exists and was not made by `roadworthy demo`", "pick another --out folder")
@@ -60,14 +58,13 @@ def demo(
 
     console.rule("1. collect fleet logs from the embedded simulator")
     with progress(episodes, "simulating episodes") as advance:
-        collect_highway(
-            logs, episodes=episodes, seed=seed, workers=workers, overwrite=True, on_episode=lambda r: advance(1)
+        collected = api.collect(
+            logs, episodes, seed=seed, workers=workers, overwrite=True, on_episode=lambda r: advance(1)
         )
 
     console.rule("2. validate them against the log contract")
-    summary = validate_logs(logs)
-    print_summary(summary, console)
-    write_json(summary.to_dict(), out / "summary.json")
+    print_summary(collected.summary, console)
+    write_json(collected.summary.to_dict(), out / "summary.json")
 
     policies.mkdir(exist_ok=True)
     paths = []
@@ -80,52 +77,11 @@ def demo(
     write_json(flags, out / "flags.json")
 
     console.rule("4. conservative off-policy evaluation of the example policies, from the logs alone")
-    from evaluator.evaluate import EvaluateConfig, evaluate
-    from evaluator.report import markdown, table_rows
-
-    config = EvaluateConfig(seed=seed)
-    if quick:
-        from dataclasses import replace
-
-        from evaluator.fqe import FQEConfig
-        from evaluator.importance import ISConfig
-        from evaluator.model_based import ModelConfig
-
-        config = replace(
-            config,
-            heads=3,
-            model=ModelConfig(hidden=(32, 32), steps=60, components=2),
-            fqe=FQEConfig(hidden=(32, 32), iterations=20, steps_per_iteration=10),
-            importance=ISConfig(bootstrap=20),
-        )
-    report = evaluate(logs, paths, model=out / "model", config=config)
-    cols, rows = table_rows(report)
-    console.print(table("Off-policy evaluation (gamma 0.99, 95 % bounds)", cols, rows))
-    write_json(report, out / "evaluation.json")
-    (out / "evaluation.md").write_text(markdown(report))
+    config = demo_config(seed, quick)
+    report = _evaluate(logs, paths, out, config, console)
 
     console.rule("5. closed-loop ground truth of the example policies")
-    with progress(rollout_episodes * len(paths), "rolling out") as advance:
-        # A seed apart from the logs', so ground truth is not measured on the logged starts alone.
-        truth = rollout_highway(
-            paths, episodes=rollout_episodes, seed=seed + 1, workers=workers, on_episode=lambda r: advance(1)
-        )
-    print_rollout(truth, console)
-    write_json(truth, out / "rollout.json")
-    est = {p["name"]: p for p in report["policies"]}
-    rows = [
-        [
-            p["name"],
-            p["value"]["estimate"],
-            est[p["name"]]["value"]["estimate"],
-            est[p["name"]]["value"]["lower"],
-            est[p["name"]]["value"]["upper"],
-        ]
-        for p in truth["policies"]
-    ]
-    console.print(
-        table("Estimated from logs against closed-loop truth", ["policy", "truth", "estimate", "lower", "upper"], rows)
-    )
+    _ground_truth(paths, report, rollout_episodes, seed, workers, out, console)
 
     console.rule("6. the CI gate: each example policy against the autopilot clone")
     verdicts = _gate_examples(report, config, out / "gate", console)
@@ -144,6 +100,63 @@ def demo(
     )
 
 
+def demo_config(seed: int, quick: bool):
+    """The evaluation settings of the demo (``quick``: small, for smoke tests)."""
+    from dataclasses import replace
+
+    from roadworthy.evaluator.evaluate import EvaluateConfig
+    from roadworthy.evaluator.fqe import FQEConfig
+    from roadworthy.evaluator.importance import ISConfig
+    from roadworthy.evaluator.model_based import ModelConfig
+
+    config = EvaluateConfig(seed=seed)
+    if not quick:
+        return config
+    return replace(
+        config,
+        heads=3,
+        model=ModelConfig(hidden=(32, 32), steps=60, components=2),
+        fqe=FQEConfig(hidden=(32, 32), iterations=20, steps_per_iteration=10),
+        importance=ISConfig(bootstrap=20),
+    )
+
+
+def _evaluate(logs: Path, paths: list[Path], out: Path, config, console) -> dict:
+    from roadworthy import api
+    from roadworthy.evaluator.report import markdown, table_rows
+
+    report = api.evaluate(logs, paths, model=out / "model", config=config).report
+    cols, rows = table_rows(report)
+    console.print(table("Off-policy evaluation (gamma 0.99, 95 % bounds)", cols, rows))
+    write_json(report, out / "evaluation.json")
+    (out / "evaluation.md").write_text(markdown(report))
+    return report
+
+
+def _ground_truth(paths, report: dict, episodes: int, seed: int, workers, out: Path, console) -> None:
+    from roadworthy import api
+    from roadworthy.cli.data_commands import print_rollout
+
+    with progress(episodes * len(paths), "rolling out") as advance:
+        # A seed apart from the logs', so ground truth is not measured on the logged starts alone.
+        truth = api.rollout(paths, episodes, seed=seed + 1, workers=workers, on_episode=lambda r: advance(1)).report
+    print_rollout(truth, console)
+    write_json(truth, out / "rollout.json")
+    est = {p["name"]: p["value"] for p in report["policies"]}
+    rows = [
+        [
+            p["name"],
+            p["value"]["estimate"],
+            est[p["name"]]["estimate"],
+            est[p["name"]]["lower"],
+            est[p["name"]]["upper"],
+        ]
+        for p in truth["policies"]
+    ]
+    cols = ["policy", "truth", "estimate", "lower", "upper"]
+    console.print(table("Estimated from logs against closed-loop truth", cols, rows))
+
+
 BASELINE = "autopilot-clone"
 
 
@@ -151,10 +164,10 @@ def _gate_examples(report: dict, config, folder: Path, console) -> dict[str, dic
     """Gate verdicts (default thresholds) of every example policy against the clone, from ``report``."""
     from dataclasses import replace
 
-    from data.writer import AtomicFile
-    from evaluator.gate import verdict
-    from evaluator.gate_config import EvaluationSection, GateConfig
-    from evaluator.gate_render import junit_xml
+    from roadworthy.data.writer import AtomicFile
+    from roadworthy.evaluator.gate import verdict
+    from roadworthy.evaluator.gate_config import EvaluationSection, GateConfig
+    from roadworthy.evaluator.gate_render import junit_xml
 
     # The verdict records the evaluation settings actually used (smaller with --quick).
     cfg = replace(GateConfig(), evaluation=EvaluationSection.of(config))
@@ -185,9 +198,9 @@ def _gate_examples(report: dict, config, folder: Path, console) -> dict[str, dic
 
 def _fit_and_flag(logs: Path, model_dir: Path, policies: list[Path], seed: int, console, quick: bool) -> dict:
     """Fit the default behaviour model, then the OOD rate of the logs and of each policy."""
-    from data.policy import OnnxPolicy
-    from density.behavior import BehaviorConfig, BehaviorModel
-    from evaluator.cli.density_commands import print_fit
+    from roadworthy.cli.density_commands import print_fit
+    from roadworthy.data.policy import OnnxPolicy
+    from roadworthy.density.behavior import BehaviorConfig, BehaviorModel
 
     params = {"random_state": seed, **({"epochs": 5} if quick else {})}
     model = BehaviorModel.fit(logs, BehaviorConfig(seed=seed, model_params=params))

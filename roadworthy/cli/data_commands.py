@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from data.validate import LogSummary
-from evaluator.cli.common import handle_errors, progress, result_console, table, write_json
+from roadworthy.cli.common import handle_errors, progress, result_console, table, write_json
+from roadworthy.data.validate import LogSummary
 
 EngineOpt = Annotated[
     str,
@@ -62,14 +62,13 @@ def validate(
     json_out: JsonOpt = None,
 ) -> None:
     """Check a dataset against the log contract and summarize it (exit 2 with the first problem)."""
-    from data.dataset import scan_logs
-    from data.validate import validate_logs
+    from roadworthy import api
+    from roadworthy.data.dataset import scan_logs
 
-    dataset = scan_logs(logs)
-    with progress(dataset.num_rows, f"validating {logs}") as advance:
-        summary = validate_logs(dataset, on_rows=advance)
-    print_summary(summary, result_console(json_out))
-    write_json(summary.to_dict(), json_out)
+    with progress(scan_logs(logs).num_rows, f"validating {logs}") as advance:
+        result = api.validate(logs, on_rows=advance)
+    print_summary(result.summary, result_console(json_out))
+    write_json(result.to_json(), json_out)
 
 
 @collect_app.command("highway")
@@ -85,33 +84,23 @@ def collect_highway(
     json_out: JsonOpt = None,
 ) -> None:
     """Simulate human and autopilot driving with takeovers (highway-env) and write it as Parquet."""
-    from data.errors import UsageError
-    from data.sim.collect import collect_highway as run
-    from data.sim.episodes import FleetConfig
-    from data.sim.highway import HighwayConfig
-    from data.validate import validate_logs
+    from roadworthy import api
 
-    if duration <= 0:
-        raise UsageError(f"--duration must be positive, got {duration}", "give the episode length in seconds")
-    if not 0.0 <= autopilot_share <= 1.0:
-        raise UsageError(f"--autopilot-share must lie in [0, 1], got {autopilot_share}", "e.g. 0.6")
-    config = HighwayConfig(duration=duration)
     with progress(episodes, "simulating episodes") as advance:
-        result = run(
+        result = api.collect(
             out,
-            episodes=episodes,
+            episodes,
             seed=seed,
             workers=workers,
-            config=config,
-            fleet=FleetConfig(autopilot_share=autopilot_share),
+            duration=duration,
+            autopilot_share=autopilot_share,
             overwrite=overwrite,
             on_episode=lambda rec: advance(1),
         )
-    summary = validate_logs(out)
     console = result_console(json_out)
-    console.print(f"wrote {result.rows:,} steps in {result.episodes:,} episodes to {out}")
-    print_summary(summary, console)
-    write_json({"collect": result.to_dict(), "summary": summary.to_dict()}, json_out)
+    console.print(f"wrote {result.result.rows:,} steps in {result.result.episodes:,} episodes to {out}")
+    print_summary(result.summary, console)
+    write_json(result.to_json(), json_out)
 
 
 def print_rollout(report: dict, console: Console) -> None:
@@ -152,22 +141,21 @@ def rollout_highway(
     json_out: JsonOpt = None,
 ) -> None:
     """Monte Carlo value and safety costs of policies driving the embedded simulator."""
-    from data.sim.highway import HighwayConfig
-    from data.sim.rollout import rollout_highway as run
+    from roadworthy import api
 
     with progress(episodes * len(policy), "rolling out") as advance:
-        report = run(
+        result = api.rollout(
             policy,
-            episodes=episodes,
+            episodes,
             gamma=gamma,
             seed=seed,
             workers=workers,
-            config=HighwayConfig(duration=duration),
+            duration=duration,
             out=out,
             on_episode=lambda rec: advance(1),
         )
-    print_rollout(report, result_console(json_out))
-    write_json(report, json_out)
+    print_rollout(result.report, result_console(json_out))
+    write_json(result.to_json(), json_out)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,6 @@ progress bars switch off when stderr is not a terminal.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import sys
 from collections.abc import Callable, Iterator
@@ -23,8 +22,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from data.errors import RoadworthyError
-from data.writer import AtomicFile
+from roadworthy.data.errors import RoadworthyError
+from roadworthy.data.jsonio import dumps
+from roadworthy.data.writer import AtomicFile
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -58,24 +58,6 @@ def handle_errors(func: Callable) -> Callable:
             raise typer.Exit(130) from None
 
     return wrapper
-
-
-def _clean(obj: Any) -> Any:
-    """Make a value strict-JSON: NaN and infinities become null."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def dumps(obj: Any) -> str:
-    """Deterministic, strict JSON text (sorted keys are not used: order is meaningful)."""
-    return json.dumps(_clean(obj), indent=2, allow_nan=False) + "\n"
 
 
 def write_json(obj: Any, target: str | Path | None) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from evaluator.cli.common import EXIT_GATE_FAILED, handle_errors, result_console, stderr, table, write_json
-from evaluator.cli.data_commands import JsonOpt
+from roadworthy.cli.common import EXIT_GATE_FAILED, handle_errors, result_console, stderr, table, write_json
+from roadworthy.cli.data_commands import JsonOpt
 
 
 @handle_errors
@@ -39,44 +38,24 @@ def gate(
     no worse than the baseline's beyond a margin, absolute cost limits, and optionally a
     maximum out-of-support rate per source or scenario. Bad input exits 2.
     """
-    from dataclasses import replace
+    from roadworthy import api
+    from roadworthy.data.writer import AtomicFile
+    from roadworthy.evaluator.gate_render import junit_xml, table_rows
+    from roadworthy.evaluator.gate_render import markdown as render_md
+    from roadworthy.evaluator.gate_run import append_step_summary
 
-    from data.writer import AtomicFile
-    from evaluator.evaluate import evaluate
-    from evaluator.gate import verdict as make_verdict
-    from evaluator.gate_config import load_gate_config
-    from evaluator.gate_render import junit_xml, table_rows
-    from evaluator.gate_render import markdown as render_md
-
-    cfg = load_gate_config(config)
-    if seed is not None:
-        cfg = replace(cfg, evaluation=replace(cfg.evaluation, seed=seed))
-    eval_config = cfg.evaluate_config()
-    eval_config.validate()
-    policies = [candidate] if baseline == "behavior" else [candidate, baseline]
     err = stderr()
-    rep = evaluate(
+    result = api.gate(
         logs,
-        policies,
+        candidate,
+        baseline,
+        config=config,
         model=model,
-        config=eval_config,
-        on_stage=lambda s: err.print(f"[dim]{s}[/]"),
+        seed=seed,
         allow_code=allow_code,
+        on_stage=lambda s: err.print(f"[dim]{s}[/]"),
     )
-    names = [p["name"] for p in rep["policies"]]
-    from data.errors import UsageError
-
-    if "behavior" in names:
-        raise UsageError(
-            f"a policy calls itself 'behavior', the name reserved for the logged behaviour ({policies})",
-            "rename it in its roadworthy metadata",
-        )
-    if len(names) == 2 and names[0] == names[1]:
-        raise UsageError(
-            f"candidate {candidate} and baseline {baseline} both call themselves '{names[0]}'",
-            "give them different names in their roadworthy metadata",
-        )
-    out = make_verdict(rep, names[0], names[1] if len(names) == 2 else "behavior", cfg)
+    out, rep = result.verdict, result.report
     if report is not None:
         write_json(rep, report)
     if junit is not None:
@@ -86,15 +65,12 @@ def gate(
     if markdown is not None:
         with AtomicFile(markdown) as f:
             f.tmp.write_text(md)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as f:
-            f.write(md + "\n")
+    append_step_summary(md)
     write_json(out, json_out)
     console = result_console(json_out)
     cols, rows = table_rows(out)
     status = "[bold green]PASSED[/]" if out["passed"] else "[bold red]FAILED[/]"
-    console.print(table(f"roadworthy gate: {names[0]} vs {out['baseline']['name']}", cols, rows))
+    console.print(table(f"roadworthy gate: {out['candidate']['name']} vs {out['baseline']['name']}", cols, rows))
     console.print(f"gate {status}" + ("" if out["passed"] else f": {', '.join(out['failed_checks'])}"))
     if not out["passed"]:
         raise typer.Exit(EXIT_GATE_FAILED)

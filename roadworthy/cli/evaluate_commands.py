@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from evaluator.cli.common import handle_errors, progress, result_console, stderr, table, write_json
-from evaluator.cli.data_commands import AddressOpt, EngineOpt, JsonOpt
+from roadworthy.cli.common import handle_errors, progress, result_console, stderr, table, write_json
+from roadworthy.cli.data_commands import AddressOpt, EngineOpt, JsonOpt
 
 
 @handle_errors
@@ -42,13 +42,13 @@ def evaluate(
     """Value, safety costs, coverage and intervals of each policy, from the logs alone."""
     from dataclasses import replace
 
-    from evaluator.evaluate import EvaluateConfig
-    from evaluator.evaluate import evaluate as run
-    from evaluator.fqe import FQEConfig
-    from evaluator.model_based import ModelConfig
-    from evaluator.model_rollout import RolloutSettings
-    from evaluator.report import markdown as render_md
-    from evaluator.report import table_rows
+    from roadworthy import api
+    from roadworthy.evaluator.evaluate import EvaluateConfig
+    from roadworthy.evaluator.fqe import FQEConfig
+    from roadworthy.evaluator.model_based import ModelConfig
+    from roadworthy.evaluator.model_rollout import RolloutSettings
+    from roadworthy.evaluator.report import markdown as render_md
+    from roadworthy.evaluator.report import table_rows
 
     config = EvaluateConfig(
         gamma=gamma,
@@ -61,12 +61,9 @@ def evaluate(
         fqe=replace(FQEConfig(), iterations=iterations, pessimism=pessimism),
     )
     config.validate()
-    from data.ray_engine import check_engine
-
-    check_engine(engine, address)
     err = stderr()
     with progress(len(policy), "policies") as advance:
-        report = run(
+        report = api.evaluate(
             logs,
             policy,
             model=model,
@@ -76,14 +73,14 @@ def evaluate(
             allow_code=allow_code,
             engine=engine,
             address=address,
-        )
+        ).report
     console = result_console(json_out)
     cols, rows = table_rows(report)
     console.print(
         table(f"Off-policy evaluation on {logs} (gamma={gamma}, {int(100 * config.confidence)} % bounds)", cols, rows)
     )
     if markdown is not None:
-        from data.writer import AtomicFile
+        from roadworthy.data.writer import AtomicFile
 
         with AtomicFile(markdown) as f:
             f.tmp.write_text(render_md(report))

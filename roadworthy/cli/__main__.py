@@ -1,0 +1,5 @@
+"""``python -m roadworthy.cli``: the same as the ``roadworthy`` console script."""
+
+from roadworthy.cli import main
+
+main()
