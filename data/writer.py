@@ -114,7 +114,41 @@ def staging_dir(dest: str | Path, prefix: str | None = None) -> Iterator[Path]:
         raise
 
 
-class LogWriter:
+class AtomicStream:
+    """Base of writers that stream into one :class:`AtomicFile`.
+
+    ``close`` finishes the stream and moves the file into place, ``abort`` drops it, and
+    a ``with`` block does the one or the other depending on how it ends.
+    """
+
+    _file: AtomicFile
+
+    def _close_stream(self) -> None:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def close(self) -> Path:
+        """Finish the file and move it into place."""
+        self._close_stream()
+        return self._file.commit()
+
+    def abort(self) -> None:
+        """Drop everything written; the destination is untouched."""
+        try:
+            self._close_stream()
+        finally:
+            self._file.abort()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class LogWriter(AtomicStream):
     """Stream record batches into one Parquet driving-log file, atomically.
 
     Parameters
@@ -161,26 +195,8 @@ class LogWriter:
         self._writer.write_table(table, row_group_size=self.row_group_size)
         self.rows += table.num_rows
 
-    def close(self) -> Path:
-        """Finish the file and move it into place."""
+    def _close_stream(self) -> None:
         self._writer.close()
-        return self._file.commit()
-
-    def abort(self) -> None:
-        """Drop everything written; the destination is untouched."""
-        try:
-            self._writer.close()
-        finally:
-            self._file.abort()
-
-    def __enter__(self) -> LogWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def _partition_dir(root: Path, keys: Sequence[str], values: Sequence) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from roadworthy.data.carla import format as fmt
-from roadworthy.data.writer import AtomicFile
+from roadworthy.data.writer import AtomicFile, AtomicStream
 
 
 def _string(text: str) -> bytes:
@@ -24,7 +24,7 @@ def _string(text: str) -> bytes:
     return struct.pack("<H", len(raw)) + raw
 
 
-class RecorderWriter:
+class RecorderWriter(AtomicStream):
     """Write a recorder file frame by frame, atomically.
 
     Parameters
@@ -129,24 +129,8 @@ class RecorderWriter:
         body += struct.pack("<I", wheels) + struct.pack("<12f", *range(12)) * wheels
         self.packet(fmt.PHYSICS_CONTROL, struct.pack("<H", 1) + body)
 
-    def close(self) -> Path:
-        """Finish the file and move it into place."""
+    def _close_stream(self) -> None:
         self._fh.close()
-        return self._file.commit()
-
-    def abort(self) -> None:
-        """Drop the file."""
-        self._fh.close()
-        self._file.abort()
-
-    def __enter__(self) -> RecorderWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def write_synthetic(
