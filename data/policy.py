@@ -14,6 +14,8 @@ the standard ONNX domains (custom-op libraries), are refused.
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,37 @@ class PolicyInfo:
     action_names: tuple[str, ...]
     stochastic: bool
     path: Path
+
+
+#: Seconds one inference call may take (a batch of up to 65,536 states), overridable.
+TIME_LIMIT_ENV = "ROADWORTHY_POLICY_TIMEOUT"
+
+
+def time_limit_s() -> float:
+    """The inference time limit: ``$ROADWORTHY_POLICY_TIMEOUT`` seconds, 120 by default."""
+    try:
+        value = float(os.environ.get(TIME_LIMIT_ENV, "120"))
+    except ValueError:
+        value = 120.0
+    return value if value > 0 else 120.0
+
+
+def check_finite_outputs(path, obs: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
+    """Raise :class:`PolicyError` when a policy output is NaN or infinite for some state."""
+    for name, values in outputs.items():
+        if values is None:
+            continue
+        values = np.asarray(values)
+        bad = ~np.isfinite(values).reshape(len(values), -1).all(axis=1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise PolicyError(
+                path,
+                f"output '{name}' is NaN or infinite for {int(bad.sum())} of {len(bad)} states "
+                f"(first: obs {np.array2string(np.asarray(obs)[i], precision=3, threshold=8)})",
+                "a policy must give finite actions for every state; fix the model (NaN weights, "
+                "a division by zero, an unbounded log_std)",
+            )
 
 
 def _sniff_foreign_format(head: bytes) -> str | None:
@@ -85,8 +118,8 @@ def read_policy_model(path: str | Path):
     if len(model.graph.node) == 0 and len(model.graph.output) == 0:
         raise PolicyError(path, "the file parses as an empty ONNX model (is it really ONNX?)", _EXPORT_HINT)
     external = [
-        t.name
-        for t in model.graph.initializer
+        t.name or "(unnamed)"
+        for t in _all_tensors(model)
         if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data) > 0
     ]
     if external:
@@ -96,7 +129,7 @@ def read_policy_model(path: str | Path):
             "external data is refused so that loading reads nothing outside the policy file",
             "save the model as one file: onnx.save_model(model, path, save_as_external_data=False)",
         )
-    domains = {op.domain for op in model.opset_import} | {n.domain for n in model.graph.node}
+    domains = {op.domain for op in model.opset_import} | {n.domain for n in _all_nodes(model)}
     domains -= {f.domain for f in model.functions}
     custom = sorted(d for d in domains if d not in STANDARD_DOMAINS)
     if custom:
@@ -107,6 +140,50 @@ def read_policy_model(path: str | Path):
             "export the policy with standard ONNX operators only",
         )
     return model, blob
+
+
+def _subgraphs(attr):
+    return [attr.g, *attr.graphs] if attr.HasField("g") else list(attr.graphs)
+
+
+def _walk(model):
+    """(nodes, initializer tensors) of the main graph, every subgraph and every function."""
+    stack = [(list(model.graph.node), _graph_tensors(model.graph))]
+    stack += [(list(fn.node), []) for fn in model.functions]
+    while stack:
+        nodes, tensors = stack.pop()
+        yield nodes, tensors
+        for node in nodes:
+            for attr in node.attribute:
+                for sub in _subgraphs(attr):
+                    stack.append((list(sub.node), _graph_tensors(sub)))
+
+
+def _graph_tensors(graph) -> list:
+    out = list(graph.initializer)
+    for sparse in graph.sparse_initializer:
+        out += [sparse.values, sparse.indices]
+    return out
+
+
+def _all_nodes(model):
+    for nodes, _ in _walk(model):
+        yield from nodes
+
+
+def _all_tensors(model):
+    """Every tensor a model holds: initializers, Constant and other tensor attributes, in the
+    main graph, in every subgraph and in every function (where external data could hide)."""
+    for nodes, tensors in _walk(model):
+        yield from tensors
+        for node in nodes:
+            for attr in node.attribute:
+                if attr.HasField("t"):
+                    yield attr.t
+                yield from attr.tensors
+                if attr.HasField("sparse_tensor"):
+                    yield attr.sparse_tensor.values
+                    yield attr.sparse_tensor.indices
 
 
 def _read_info(model, path: Path) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
@@ -178,6 +255,8 @@ def probe(policy) -> None:
     d, a = len(info.obs_names), len(info.action_names)
     try:
         out = policy.distribution(np.zeros((2, d), dtype=np.float32))
+    except PolicyError:
+        raise
     except Exception as exc:  # runtimes and user code raise many types
         raise PolicyError(
             info.path, f"the policy fails on a batch of 2 observations ({exc})", "it must map float32 [B, D] to [B, A]"
@@ -247,7 +326,7 @@ class OnnxPolicy:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
+        opts.log_severity_level = 4  # failures reach the user as PolicyError paragraphs
         try:
             session = ort.InferenceSession(blob, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
@@ -274,10 +353,34 @@ class OnnxPolicy:
         obs : numpy.ndarray of shape (B, D)
         """
         obs = np.ascontiguousarray(obs, dtype=np.float32)
-        out = self._session.run(self._outputs, {"obs": obs})
+        out = self._run({"obs": obs}, len(obs))
+        check_finite_outputs(self.info.path, obs, dict(zip(self._outputs, out, strict=True)))
         if self.stochastic:
             return out[0], out[1]
         return out[0], None
+
+    def _run(self, feed: dict, rows: int) -> list[np.ndarray]:
+        """One inference, stopped after :func:`time_limit_s` (a 1 kB model can hold an endless Loop)."""
+        import onnxruntime as ort
+
+        limit = time_limit_s()
+        options = ort.RunOptions()
+        options.log_severity_level = 4  # the stop is reported as a PolicyError, not as a runtime log line
+        timer = threading.Timer(limit, lambda: setattr(options, "terminate", True))
+        timer.daemon = True
+        timer.start()
+        try:
+            return self._session.run(self._outputs, feed, options)
+        except Exception as exc:  # ONNX Runtime raises its own types
+            if options.terminate:
+                raise PolicyError(
+                    self.info.path,
+                    f"inference on a batch of {rows} states took longer than {limit:g} s and was stopped",
+                    f"check the model for unbounded loops, or raise the limit with {TIME_LIMIT_ENV}=SECONDS",
+                ) from None
+            raise PolicyError(self.info.path, f"inference failed ({type(exc).__name__}: {exc})", _EXPORT_HINT) from None
+        finally:
+            timer.cancel()
 
     def act(self, obs: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         """Actions for a batch: a sample when stochastic and ``rng`` is given, else the mean."""

@@ -28,7 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from roadworthy.data.errors import PolicyError
-from roadworthy.data.policy import _EXPORT_HINT, METADATA_KEY, OnnxPolicy, PolicyInfo, check_names, probe
+from roadworthy.data.policy import (
+    _EXPORT_HINT,
+    METADATA_KEY,
+    OnnxPolicy,
+    PolicyInfo,
+    check_finite_outputs,
+    check_names,
+    probe,
+)
 
 PICKLE_SUFFIXES = frozenset({".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".joblib"})
 _SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -46,7 +54,9 @@ class CodePolicy(OnnxPolicy):
         """Mean action and log standard deviation (``None`` when deterministic)."""
         mean, log_std = self._fn(np.ascontiguousarray(obs, dtype=np.float32))
         mean = np.asarray(mean, dtype=np.float32)
-        return mean, None if log_std is None else np.asarray(log_std, dtype=np.float32)
+        log_std = None if log_std is None else np.asarray(log_std, dtype=np.float32)
+        check_finite_outputs(self.info.path, obs, {"mean": mean, "log_std": log_std})
+        return mean, log_std
 
 
 def is_code_spec(spec: str | Path) -> bool:

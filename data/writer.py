@@ -78,6 +78,59 @@ class AtomicFile:
             self.abort()
 
 
+def guard_output(
+    out: str | Path | None,
+    *,
+    inputs: Sequence[str | Path | None] = (),
+    overwrite: bool = False,
+    folder: bool = False,
+    option: str = "the output",
+) -> None:
+    """Refuse an output that would lose data, before any work starts.
+
+    Refused: a symbolic link (never followed); the same path as an input, a path inside
+    an input folder, or a folder that holds an input (replacing it would delete the
+    input); an existing output unless ``overwrite``; a folder where a file is written
+    (or a file where a folder is). ``out`` of None or ``-`` (stdout) passes.
+
+    Raises
+    ------
+    UsageError
+        Naming the option, the path and the fix.
+    """
+    from roadworthy.data.errors import UsageError
+
+    if out is None or str(out) == "-":
+        return
+    path = Path(out)
+    if path.is_symlink():
+        raise UsageError(
+            f"{option} {path} is a symbolic link; roadworthy does not write through links",
+            "give the real path, or remove the link",
+        )
+    target = path.resolve()
+    for given in inputs:
+        if given is None or str(given) == "-" or (":" in str(given) and not Path(given).exists()):
+            continue
+        src = Path(given).resolve()
+        if target == src:
+            raise UsageError(f"{option} {path} is also an input", "write to another path; inputs are never replaced")
+        if src in target.parents:
+            raise UsageError(f"{option} {path} lies inside the input {given}", "write outside the input folder")
+        if target in src.parents:
+            raise UsageError(
+                f"{option} {path} holds the input {given}; replacing it would delete the input",
+                "write to a path that holds no input",
+            )
+    if path.exists():
+        if folder and not path.is_dir():
+            raise UsageError(f"{option} {path} is a file, not a folder", "give a folder path")
+        if not folder and path.is_dir():
+            raise UsageError(f"{option} {path} is a folder; a file is written there", "give a file path")
+        if not overwrite and not (folder and not any(path.iterdir())):
+            raise UsageError(f"{option} {path} already exists", "pass --overwrite to replace it, or choose a new path")
+
+
 def replace_dir(new: Path, dest: Path) -> None:
     """Move folder ``new`` to ``dest``, replacing what is there with two renames."""
     old = None

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from roadworthy.data.errors import UsageError
+from roadworthy.data.errors import UsageError, check_seed
 from roadworthy.density.base import DensityModel
 from roadworthy.density.gmm import GaussianMixtureDensity
 from roadworthy.density.iforest import IsolationForestDensity
@@ -80,5 +80,6 @@ class BehaviorConfig:
         bad = [s for s in self.slice_by if s not in SLICES]
         if bad:
             raise UsageError(f"unknown slice(s) {bad}", f"slices are {', '.join(SLICES)}")
+        check_seed(self.seed)
         if self.block_steps < 0 or self.min_bin < 1:
             raise UsageError("block_steps must be >= 0 and min_bin >= 1", "check the options")

@@ -10,6 +10,7 @@ temporary name and renamed into place.
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +54,11 @@ def load_folder(folder: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarra
             "fit one with `roadworthy fit LOGS -o MODEL`",
         )
     try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelFileError(meta_path, f"not valid JSON ({exc})", "refit the model") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(meta_path, f"holds a JSON {type(meta).__name__}, not an object", "refit the model")
     if meta.get("format") != FORMAT:
         raise ModelFileError(meta_path, f"format is {meta.get('format')!r}, not {FORMAT!r}", "refit the model")
     if meta.get("format_version") != FORMAT_VERSION:
@@ -64,11 +67,38 @@ def load_folder(folder: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarra
             f"format version {meta.get('format_version')} is not supported (this roadworthy reads {FORMAT_VERSION})",
             "refit the model with this version of roadworthy",
         )
+    _check_array_sizes(arr_path)
     try:
         with np.load(arr_path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ModelFileError(
-            arr_path, f"the arrays cannot be read without unpickling ({exc})", "refit the model"
+            arr_path,
+            f"the arrays cannot be read: truncated, damaged or pickled ({type(exc).__name__}: {exc})",
+            "refit the model",
         ) from None
     return meta, arrays
+
+
+#: Largest total size of a model folder's arrays once unpacked (bytes): a model is
+#: megabytes; a file claiming more is damaged or hostile and is not unpacked.
+MAX_ARRAY_BYTES = 2 * 1024**3
+
+
+def _check_array_sizes(arr_path: Path) -> None:
+    """Refuse an arrays file whose members are not plain .npy or would unpack too large."""
+    try:
+        with zipfile.ZipFile(arr_path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ModelFileError(
+            arr_path, f"the arrays file is truncated or damaged ({type(exc).__name__}: {exc})", "refit the model"
+        ) from None
+    total = sum(i.file_size for i in infos)
+    if total > MAX_ARRAY_BYTES or any(not i.filename.endswith(".npy") for i in infos):
+        raise ModelFileError(
+            arr_path,
+            f"the arrays file holds {len(infos)} member(s) unpacking to {total:,} bytes (at most "
+            f"{MAX_ARRAY_BYTES:,} bytes of .npy arrays are read)",
+            "refit the model",
+        )

@@ -71,7 +71,7 @@ def policy_view(data: EvalData, policy, model: BehaviorModel, config: EvaluateCo
         next_samples=config.next_samples,
         seed=seed,
     )
-    return to_policy_view(arrays)
+    return to_policy_view(arrays), arrays["out_of_bounds"]
 
 
 def behavior_value(
@@ -209,9 +209,9 @@ def evaluate_policy(
     """
     policy = load_policy(path, obs_names=data.obs_names, action_names=data.action_names, allow_code=allow_code)
     if view is None:
-        pv, mean, log_std = policy_view(data, policy, model, config, config.seed)
+        (pv, mean, log_std), oob = policy_view(data, policy, model, config, config.seed)
     else:
-        pv, mean, log_std = to_policy_view(view)
+        (pv, mean, log_std), oob = to_policy_view(view), view.get("out_of_bounds")
     fig = headline.figures(policy, pv)
     value, costs = figures_block(fig, data.cost_names, config.confidence)
     coverage = float(1.0 - pv.gate.mean())
@@ -238,6 +238,12 @@ def evaluate_policy(
         "coverage": coverage,
         "ood_rate": 1.0 - coverage,
         "coverage_by": coverage_by(pv.gate, data, config.cell, per_row),
+        # Decisions asking for an action outside the log's action bounds: clipped to be
+        # scored, and counted as outside the support.
+        "out_of_bounds": {
+            "decisions": int(oob.sum()) if oob is not None else None,
+            "share": float(oob.mean()) if oob is not None and oob.size else 0.0,
+        },
         "costs": costs,
         "heads": heads_dict(fig.mid, fig.lo, fig.hi, data.cost_names),
         "estimators": {
@@ -355,6 +361,12 @@ def _checked_inputs(logs, policies, model, allow_code: bool, stage) -> tuple[Eva
     """Read the log; check the behaviour model, then every policy file, before any fitting."""
     stage("reading the log")
     data = load_eval_data(logs)
+    if data.n_episodes < 2:
+        raise UsageError(
+            f"{logs} holds {data.n_episodes} episode(s); the bootstrap intervals need at least 2 "
+            "(and are only meaningful with dozens)",
+            "evaluate on a log with more episodes",
+        )
     bm: BehaviorModel | None = None
     if isinstance(model, BehaviorModel):
         bm, model_desc = model, "given"

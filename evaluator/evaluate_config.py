@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from roadworthy.data.errors import UsageError
+from roadworthy.data.errors import UsageError, check_finite, check_seed
 from roadworthy.evaluator.fqe import FQEConfig
 from roadworthy.evaluator.headline import ESTIMATORS
 from roadworthy.evaluator.importance import ISConfig
@@ -72,6 +72,14 @@ class EvaluateConfig:
             raise UsageError(f"unknown estimator {self.estimator!r}", f"use one of {', '.join(ESTIMATORS)}")
         if self.fqe.pessimism not in ("terminal", "horizon") or self.rollout.pessimism not in ("terminal", "horizon"):
             raise UsageError("unknown pessimism", "use terminal or horizon")
+        check_seed(self.seed)
+        if self.fqe.iterations < 0 or self.fqe.steps_per_iteration < 1 or min(self.fqe.hidden, default=1) < 1:
+            raise UsageError(
+                f"FQE needs iterations >= 0 and steps and hidden units >= 1 (got iterations={self.fqe.iterations}, "
+                f"steps_per_iteration={self.fqe.steps_per_iteration}, hidden={list(self.fqe.hidden)})",
+                "use e.g. --iterations 0 (the log's horizon + 20)",
+            )
+        check_finite(self.tolerance, "tolerance", low=0.0)
         self.model.validate()
 
     @property

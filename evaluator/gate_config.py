@@ -58,7 +58,7 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from roadworthy.data.errors import UsageError
+from roadworthy.data.errors import UsageError, check_finite, check_seed
 
 
 @dataclass(frozen=True)
@@ -323,6 +323,22 @@ def _check_ranges(cfg: GateConfig, source: str) -> None:
         if got not in allowed:
             names = ", ".join(f'"{a}"' for a in allowed)
             raise _fail(f"{source}: {key}", f"got {got!r}", f"use one of {names}")
+    check_seed(ev.seed, f"{source}: [evaluation].seed")
+    for name, v in (
+        ("[evaluation].gamma", ev.gamma),
+        ("[evaluation].support_alpha", ev.support_alpha),
+        ("[evaluation].confidence", ev.confidence),
+        ("[coverage].min", cfg.coverage.min),
+        *((f"[costs.limits].{k}", v) for k, v in cfg.costs.limits.items()),
+        *(() if cfg.ood.max_rate is None else (("[ood].max_rate", cfg.ood.max_rate),)),
+    ):
+        check_finite(v, f"{source}: {name}", low=0.0)
+    if ev.heads > 1000 or ev.model_steps > 10**7 or ev.iterations > 10**5 or ev.hidden_units > 4096:
+        raise _fail(
+            f"{source}: [evaluation]",
+            "heads, model_steps, iterations or hidden_units is beyond what one machine can run",
+            "use at most 1000 heads, 10^7 model steps, 10^5 iterations and 4096 hidden units",
+        )
     for name, v in (
         ("[value].margin", cfg.value.margin),
         ("[value].relative_margin", cfg.value.relative_margin),
@@ -330,8 +346,7 @@ def _check_ranges(cfg: GateConfig, source: str) -> None:
         ("[costs].relative_margin", cfg.costs.relative_margin),
         *((f"[costs.margins].{k}", v) for k, v in cfg.costs.margins.items()),
     ):
-        if v < 0:
-            raise _fail(f"{source}: {name}", f"must not be negative, got {v}", "margins are tolerances, >= 0")
+        check_finite(v, f"{source}: {name}", low=0.0)
     if not 0.0 <= cfg.coverage.min <= 1.0:
         raise _fail(f"{source}: [coverage].min", f"must lie in [0, 1], got {cfg.coverage.min}", "e.g. 0.95")
     bad = sorted(set(cfg.ood.by) - set(OOD_GROUPS))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from roadworthy.data.text import markdown_text as md
+
 
 def _fmt(v) -> str:
     if v is None:
@@ -47,7 +49,7 @@ def markdown(verdict: dict) -> str:
     lines = [
         f"## roadworthy gate: {status}",
         "",
-        f"Candidate `{c['name']}` against baseline `{b['name']}` on `{verdict['logs']['path']}` "
+        f"Candidate {md(c['name'])} against baseline {md(b['name'])} on {md(verdict['logs']['path'])} "
         f"({verdict['logs']['rows']:,} steps, {verdict['logs']['episodes']:,} episodes, seed {verdict['seed']}).",
         "",
         "| check | result | observed | threshold | reason |",
@@ -56,7 +58,7 @@ def markdown(verdict: dict) -> str:
     for ch in verdict["checks"]:
         lines.append(
             f"| `{ch['id']}` | {'pass' if ch['passed'] else '**FAIL**'} | {_fmt(ch['observed'])} | "
-            f"{ch['comparison']} {_fmt(ch['threshold'])} | {ch['reason']} |"
+            f"{ch['comparison']} {_fmt(ch['threshold'])} | {md(ch['reason'])} |"
         )
     lines += [
         "",
@@ -72,7 +74,7 @@ def table_rows(verdict: dict) -> tuple[list[str], list[list[str]]]:
     rows = [
         [
             ch["id"],
-            "[green]pass[/]" if ch["passed"] else "[bold red]FAIL[/]",
+            "pass" if ch["passed"] else "FAIL",
             _fmt(ch["observed"]),
             f"{ch['comparison']} {_fmt(ch['threshold'])}",
             ch["reason"],

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from roadworthy.data.errors import UsageError
+from roadworthy.data.errors import UsageError, check_seed
 from roadworthy.evaluator.gate_config import GateConfig, load_gate_config
 
 
@@ -64,7 +64,7 @@ def run_gate(
 
     cfg = config if isinstance(config, GateConfig) else load_gate_config(config)
     if seed is not None:
-        cfg = replace(cfg, evaluation=replace(cfg.evaluation, seed=seed))
+        cfg = replace(cfg, evaluation=replace(cfg.evaluation, seed=check_seed(seed)))
     eval_config = cfg.evaluate_config()
     eval_config.validate()
     policies = [candidate] if str(baseline) == "behavior" else [candidate, baseline]

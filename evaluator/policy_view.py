@@ -79,7 +79,10 @@ def view_arrays(
     -------
     dict
         ``acts`` (N, K, A), ``gate`` (N, K) bool (outside the support), ``trusted``
-        (N, K, A), ``mean`` (N, A), ``log_std`` (N, A) or absent when deterministic.
+        (N, K, A), ``mean`` (N, A), ``log_std`` (N, A) or absent when deterministic,
+        ``out_of_bounds`` (N, K) bool: the policy asked for an action outside the log's
+        declared action bounds. Such a decision is clipped to the bounds to be scored,
+        and counted as outside the support (gated): the car cannot do what it asked.
     """
     means, logstds = [], []
     for i in range(0, len(obs), chunk):
@@ -94,6 +97,7 @@ def view_arrays(
         acts = mean[:, None, :]
     else:
         acts = mean[:, None, :] + np.exp(log_std)[:, None, :] * row_normals(seed, keys, steps, k, a)
+    oob = ((acts < action_low) | (acts > action_high)).any(axis=2)
     acts = np.clip(acts, action_low, action_high)
     gate = np.zeros((n, k), dtype=bool)
     trusted = np.empty_like(acts)
@@ -101,7 +105,7 @@ def view_arrays(
     alpha = support_level(model, support_alpha)
     for j in range(k):
         p = model.action_pvalues(obs, acts[:, j, :])
-        gate[:, j] = p <= alpha
+        gate[:, j] = (p <= alpha) | oob[:, j]
         # Pull each poorly covered action back toward the logged one, in quarters,
         # keeping the first that is well covered (the logged action itself is data).
         best = np.where(p > trust_alpha, 1.0, 0.0)
@@ -113,7 +117,7 @@ def view_arrays(
             ok = model.action_pvalues(obs[todo], cand) > trust_alpha
             best[np.flatnonzero(todo)[ok]] = lam
         trusted[:, j, :] = ref + best[:, None] * (acts[:, j, :] - ref)
-    out = {"acts": acts, "gate": gate, "trusted": trusted, "mean": mean}
+    out = {"acts": acts, "gate": gate, "trusted": trusted, "mean": mean, "out_of_bounds": oob}
     if log_std is not None:
         out["log_std"] = log_std
     return out

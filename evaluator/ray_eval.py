@@ -74,6 +74,7 @@ class ViewActor:
             "step": pa.array(steps),
             **{k: _flat(np.asarray(v[k], dtype=np.float64)) for k in ("acts", "trusted", "mean")},
             "gate": _flat(v["gate"]),
+            "out_of_bounds": _flat(v["out_of_bounds"]),
         }
         if "log_std" in v:
             cols["log_std"] = _flat(v["log_std"])
@@ -199,6 +200,7 @@ class RayRowWork:
             "trusted": _unflat(t, "trusted", (k, a), idx),
             "mean": _unflat(t, "mean", (a,), idx),
             "gate": _unflat(t, "gate", (k,), idx, dtype=bool),
+            "out_of_bounds": _unflat(t, "out_of_bounds", (k,), idx, dtype=bool),
         }
         if "log_std" in t.column_names:
             out["log_std"] = _unflat(t, "log_std", (a,), idx)

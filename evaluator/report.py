@@ -6,6 +6,8 @@ functions only format it.
 
 from __future__ import annotations
 
+from roadworthy.data.text import markdown_text as md
+
 
 def _f(v, digits: int = 2) -> str:
     return "-" if v is None else f"{v:,.{digits}f}"
@@ -38,8 +40,8 @@ def markdown(report: dict) -> str:
     lines = [
         "# roadworthy evaluation",
         "",
-        f"Log `{report['logs']}`: {report['rows']:,} steps in {report['episodes']:,} episodes "
-        f"(horizon {report['horizon_steps']} steps), gamma {report['gamma']}, behaviour model: {report['model']}.",
+        f"Log {md(report['logs'])}: {report['rows']:,} steps in {report['episodes']:,} episodes "
+        f"(horizon {report['horizon_steps']} steps), gamma {report['gamma']}, behaviour model: {md(report['model'])}.",
         "",
         f"Value = expected discounted return from the logged episode starts. `lower`/`upper`: {conf} % "
         "bounds that also cover what the logs cannot tell (decisions outside the trusted support).",
@@ -60,7 +62,7 @@ def markdown(report: dict) -> str:
         v = p["value"]
         costs = ", ".join(f"{k} {_f(c['estimate'], 3)} ({_f(c['upper'], 3)})" for k, c in p["costs"].items())
         lines.append(
-            f"| {p['name']} | {_f(v['estimate'])} | {_f(v['lower'])} | {_f(v['upper'])} | "
+            f"| {md(p['name'])} | {_f(v['estimate'])} | {_f(v['lower'])} | {_f(v['upper'])} | "
             f"{100 * p['coverage']:.1f} % | {costs} |"
         )
     lines += [
@@ -72,14 +74,14 @@ def markdown(report: dict) -> str:
     ]
     for p in report["policies"]:
         cells = [_estimate_cell(p["estimators"].get(key)) for key in ("fqe", "pdis", "wis", "dr")]
-        lines.append(f"| {p['name']} | " + " | ".join(cells) + f" | {p['diagnostics']['importance_ess']:.1f} |")
+        lines.append(f"| {md(p['name'])} | " + " | ".join(cells) + f" | {p['diagnostics']['importance_ess']:.1f} |")
     lines += ["", "## Coverage by behaviour source", ""]
     sources = sorted({s for p in report["policies"] for s in p["coverage_by"]["source"]})
     lines += ["| policy | " + " | ".join(sources) + " |", "|---|" + "---|" * len(sources)]
     for p in report["policies"]:
         by = p["coverage_by"]["source"]
         lines.append(
-            f"| {p['name']} | "
+            f"| {md(p['name'])} | "
             + " | ".join(f"{100 * by[s]['coverage']:.1f} %" if s in by else "-" for s in sources)
             + " |"
         )

@@ -57,6 +57,7 @@ def fit(
     block_steps: int = 0,
     epochs: int | None = None,
     seed: int = 0,
+    overwrite: bool = False,
     on_rows: Progress = None,
     on_stage: Stage = None,
 ) -> BehaviorFit:
@@ -76,8 +77,10 @@ def fit(
         Seed of the calibration split and of training.
     """
     from roadworthy.data.dataset import scan_logs
+    from roadworthy.data.writer import guard_output
     from roadworthy.density.behavior import BehaviorConfig, BehaviorModel
 
+    guard_output(out, inputs=[logs], overwrite=overwrite, folder=True, option="--output")
     params: dict = {"random_state": seed}
     if epochs is not None and model == "mdn":
         params["epochs"] = epochs
@@ -109,6 +112,7 @@ def score(
     bh: bool = False,
     engine: str = "local",
     address: str | None = None,
+    overwrite: bool = False,
     on_rows: Progress = None,
     on_stage: Stage = None,
 ) -> Scores:
@@ -116,8 +120,10 @@ def score(
 
     See :func:`roadworthy.density.scoring.score_logs` for the parameters and the columns.
     """
+    from roadworthy.data.writer import guard_output
     from roadworthy.density.scoring import score_logs
 
+    guard_output(out, inputs=[logs, model, policy], overwrite=overwrite, folder=engine == "ray", option="--output")
     counts = score_logs(
         logs,
         model,
@@ -220,14 +226,17 @@ def collect(
     Needs the ``sim`` extra. ``duration`` is the episode time limit in seconds; the same
     seed gives the same files.
     """
-    from roadworthy.data.errors import UsageError
+    from roadworthy.data.errors import UsageError, check_seed
     from roadworthy.data.sim.collect import collect_highway
     from roadworthy.data.sim.episodes import FleetConfig
     from roadworthy.data.sim.highway import HighwayConfig
     from roadworthy.data.validate import validate_logs
 
-    if duration <= 0:
-        raise UsageError(f"--duration must be positive, got {duration}", "give the episode length in seconds")
+    check_seed(seed)
+    if episodes < 1:
+        raise UsageError(f"--episodes must be at least 1, got {episodes}", "ask for one or more episodes")
+    if not duration > 0 or duration == float("inf"):
+        raise UsageError(f"--duration must be positive and finite, got {duration}", "give seconds, e.g. 30")
     if not 0.0 <= autopilot_share <= 1.0:
         raise UsageError(f"--autopilot-share must lie in [0, 1], got {autopilot_share}", "e.g. 0.6")
     result = collect_highway(
@@ -252,15 +261,20 @@ def rollout(
     workers: int | None = None,
     duration: float = 30.0,
     out: str | Path | None = None,
+    overwrite: bool = False,
     on_episode: Callable | None = None,
 ) -> Rollout:
     """Closed-loop ground truth: each policy drives the embedded simulator for ``episodes`` episodes.
 
     Needs the ``sim`` extra. With ``out``, the rollouts are also written as a driving log.
     """
+    from roadworthy.data.errors import UsageError, check_seed
     from roadworthy.data.sim.highway import HighwayConfig
     from roadworthy.data.sim.rollout import rollout_highway
 
+    check_seed(seed)
+    if not duration > 0 or duration == float("inf"):
+        raise UsageError(f"--duration must be positive and finite, got {duration}", "give seconds, e.g. 30")
     report = rollout_highway(
         list(policies),
         episodes=episodes,
@@ -270,6 +284,7 @@ def rollout(
         config=HighwayConfig(duration=duration),
         out=out,
         on_episode=on_episode,
+        overwrite=overwrite,
     )
     return Rollout(report)
 
@@ -292,7 +307,9 @@ def import_carla(
     from roadworthy.data.carla.importer import import_recording
     from roadworthy.data.errors import UsageError
     from roadworthy.data.validate import validate_logs
+    from roadworthy.data.writer import guard_output
 
+    guard_output(out, inputs=[recording, map_path], overwrite=overwrite, folder=True, option="--out")
     if source not in ("autopilot", "human"):
         raise UsageError(f"--source must be autopilot or human, got '{source}'", "e.g. --source human")
     result = import_recording(recording, map_path=map_path, out=out, hero=hero, source=source, overwrite=overwrite)

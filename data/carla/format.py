@@ -188,5 +188,8 @@ ACTOR_TYPES = {0: "other", 1: "vehicle", 2: "walker", 3: "traffic_light", 4: "tr
 #: Traffic light states in State records (carla.TrafficLightState).
 TRAFFIC_LIGHT_STATES = {0: "red", 1: "yellow", 2: "green", 3: "off", 4: "unknown"}
 
-#: Bytes of one wheel in PhysicsControl records, by release: 12 float32 in 0.9.10-0.9.16.
-PHYSICS_WHEEL_SIZES = (48, 208)
+#: Bytes of one wheel in PhysicsControl records, by release: 12 float32 (48) in 0.9.12 -
+#: 0.9.16; 9 float32 (36: no lateral/longitudinal stiffness fields) in 0.9.10 and 0.9.11;
+#: 208 in ue4-dev builds. Each packet is read with the first size that fills it exactly,
+#: so the layout is detected from the file (``wheel_bytes`` in the decoded records).
+PHYSICS_WHEEL_SIZES = (48, 36, 208)

@@ -120,13 +120,13 @@ class RecorderWriter(AtomicStream):
                 body += struct.pack("<Bff", loc, steer, spin)
         self.packet(fmt.ANIM_VEHICLE_WHEELS, struct.pack("<H", len(vehicles)) + body)
 
-    def physics_control(self, actor: int, *, mass: float = 1500.0, wheels: int = 4) -> None:
-        """PhysicsControl for one vehicle, in the 0.9.10-0.9.16 layout (12-float wheels)."""
+    def physics_control(self, actor: int, *, mass: float = 1500.0, wheels: int = 4, wheel_floats: int = 12) -> None:
+        """PhysicsControl for one vehicle: 12-float wheels (0.9.12 - 0.9.16), 9 in 0.9.10 and 0.9.11."""
         body = struct.pack("<I5fB4f3f", actor, 6000.0, 1.0, 0.15, 2.0, 0.35, 1, 10.0, 4.0, mass, 0.3, 0.0, 0.0, -0.3)
         body += struct.pack("<I", 2) + struct.pack("<4f", 0.0, 400.0, 6000.0, 500.0)
         body += struct.pack("<I", 1) + struct.pack("<3f", 3.0, 0.2, 0.6)
         body += struct.pack("<I", 2) + struct.pack("<4f", 0.0, 1.0, 120.0, 0.7)
-        body += struct.pack("<I", wheels) + struct.pack("<12f", *range(12)) * wheels
+        body += struct.pack("<I", wheels) + struct.pack(f"<{wheel_floats}f", *range(wheel_floats)) * wheels
         self.packet(fmt.PHYSICS_CONTROL, struct.pack("<H", 1) + body)
 
     def _close_stream(self) -> None:

@@ -173,7 +173,7 @@ _PHYSICS_HEAD = (
     "com_y",
     "com_z",
 )
-_PHYSICS_LISTS = ("torque_curve", "forward_gears", "steering_curve", "wheels")
+_PHYSICS_LISTS = ("torque_curve", "forward_gears", "steering_curve", "wheels", "wheel_bytes")
 
 
 def _physics_control(reader, buf, base, offs, sizes, frames) -> pa.Table:
@@ -217,6 +217,7 @@ def _physics_packet(reader, buf, base, off, size, frame, wheel_size) -> list[dic
             vals = c.take(f"<{wheel_size // 4}f") if wheel_size % 4 == 0 else c.take(f"<{wheel_size}B")
             wheels.append(list(vals[:12]))
         rec["wheels"] = wheels
+        rec["wheel_bytes"] = wheel_size
         out.append(rec)
     c.done()
     return out

@@ -62,6 +62,7 @@ def rollout_highway(
     config: HighwayConfig | None = None,
     out: str | Path | None = None,
     on_episode: Callable[[EpisodeRecord], None] | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Run each policy file for ``episodes`` episodes; return the JSON-ready report.
 
@@ -128,14 +129,14 @@ def rollout_highway(
         for (k, *_), rec in zip(jobs, records, strict=True):
             tally(k, rec)
     else:
-        _rollout_to_log(Path(out), config, seed, zip(jobs, records, strict=True), tally)
+        _rollout_to_log(Path(out), config, seed, zip(jobs, records, strict=True), tally, overwrite)
     return _report(config, episodes, gamma, seed, loaded, policies, per)
 
 
-def _rollout_to_log(out: Path, config: HighwayConfig, seed: int, pairs, tally) -> None:
+def _rollout_to_log(out: Path, config: HighwayConfig, seed: int, pairs, tally, overwrite: bool) -> None:
     """Tally the rollouts and write them as a driving log to ``out`` (staged, then swapped in)."""
-    if out.exists() and any(out.iterdir()):
-        raise UsageError(f"--out {out} is not empty", "choose a new folder for the rollout logs")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
+        raise UsageError(f"--out {out} is not empty", "choose a new folder, or pass --overwrite to replace it")
     schema = arrow_schema(log_metadata(config, {"rollout_seed": seed}), optional=OPTIONAL)
     with staging_dir(out, prefix=".rollout-") as staging:
         with LogWriter(staging / "part-00000.parquet", schema) as writer:

@@ -1,6 +1,7 @@
 """The ``roadworthy`` command line: a thin Typer layer over the packages.
 
-Exit codes: 0 success (gate: pass), 1 gate failed, 2 bad input or usage.
+Exit codes: 0 success (gate: pass), 1 gate failed, 2 bad input or usage, 3 internal
+error (``--debug`` or ``ROADWORTHY_DEBUG=1`` shows its traceback).
 """
 
 from __future__ import annotations
@@ -41,8 +42,14 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an internal error (exit 3; or ROADWORTHY_DEBUG=1).")
+    ] = False,
 ) -> None:
     """Is a new driving policy fit for the road? Answers from logged driving alone."""
+    from roadworthy.cli.common import set_debug
+
+    set_debug(debug)
 
 
 data_commands.register(app)

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from roadworthy.cli.common import handle_errors, progress, result_console, table, write_json
-from roadworthy.cli.data_commands import JsonOpt, collect_app, print_summary
+from roadworthy.cli.common import guard_outputs, handle_errors, progress, result_console, table, write_json
+from roadworthy.cli.data_commands import JsonOpt, OverwriteOpt, collect_app, print_summary
 
 carla_app = typer.Typer(help="Read CARLA's own files (no server needed).", no_args_is_help=True)
 import_app = typer.Typer(help="Convert other formats into driving logs.", no_args_is_help=True)
@@ -23,11 +23,13 @@ def carla_info(
     ] = False,
     profile: Annotated[str | None, typer.Option(help="Force a packet profile, e.g. 0.9.13 (default: detect).")] = None,
     json_out: JsonOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Summary of a recorder file: map, frames, duration, actors, heroes, collisions, packets."""
     from roadworthy.data.carla.info import summarize_recording
     from roadworthy.data.errors import UsageError
 
+    guard_outputs(recording, overwrite, json=json_out)
     try:
         s = summarize_recording(recording, profile=profile, events=events)
     except ValueError as exc:
@@ -67,6 +69,7 @@ def import_carla(
     """Convert a CARLA recording into a contract-v1 driving log of its hero (plus the map's lanes)."""
     from roadworthy import api
 
+    guard_outputs([recording, map_path], overwrite, folders={"out": out}, json=json_out)
     result = api.import_carla(recording, map_path, out, hero=hero, source=source, overwrite=overwrite)
     console = result_console(json_out)
     console.print(
@@ -91,11 +94,13 @@ def collect_carla(
     seed: Annotated[int, typer.Option(help="Seed of spawn points and traffic.")] = 0,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the server.")] = 10.0,
     json_out: JsonOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Drive a running CARLA server (synchronous mode) and log the hero, with CARLA's recorder alongside."""
     from roadworthy.data.carla.live import LiveConfig
     from roadworthy.data.carla.live import collect_carla as run
 
+    guard_outputs([], overwrite, folders={"out": out}, json=json_out)
     config = LiveConfig(
         host=host,
         port=port,

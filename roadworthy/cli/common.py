@@ -1,32 +1,50 @@
 """Plumbing shared by the commands: exit codes, JSON output, progress, tables.
 
 Exit codes are the command line's contract: 0 success (gate: pass), 1 gate
-failed, 2 bad input or usage. Machine-readable output goes to its file, or to
-stdout alone when the file is ``-``; progress and messages go to stderr, and
-progress bars switch off when stderr is not a terminal.
+failed, 2 bad input or usage, 3 internal error (a bug: one paragraph, and the
+traceback only with ``--debug`` or ``ROADWORTHY_DEBUG=1``). Machine-readable output
+goes to its file, or to stdout alone when the file is ``-``; progress and messages go
+to stderr, and progress bars switch off when stderr is not a terminal.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import os
+import signal
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import click
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from roadworthy.data.errors import RoadworthyError
 from roadworthy.data.jsonio import dumps
 from roadworthy.data.writer import AtomicFile
 
-EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+DEBUG_ENV = "ROADWORTHY_DEBUG"
+_debug = False
+
+
+def set_debug(on: bool) -> None:
+    """Show tracebacks of internal errors (``--debug``)."""
+    global _debug
+    _debug = on
+
+
+def debug_enabled() -> bool:
+    """``--debug`` given, or ``ROADWORTHY_DEBUG=1`` in the environment."""
+    return _debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 #: Width of tables written to a file or pipe (rich would otherwise fold them to 80).
@@ -34,30 +52,106 @@ PIPE_WIDTH = 140
 
 
 def stdout() -> Console:
-    """Console on stdout, for human-readable results."""
-    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else PIPE_WIDTH)
+    """Console on stdout, for human-readable results.
+
+    Markup is off: names and paths come from users' files (a policy named ``[/]`` must
+    print as written); styling goes through ``style=`` and :class:`rich.text.Text`.
+    """
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else PIPE_WIDTH, markup=False)
 
 
 def stderr() -> Console:
-    """Console on stderr, for messages and progress."""
-    return Console(stderr=True, width=None if sys.stderr.isatty() else PIPE_WIDTH)
+    """Console on stderr, for messages and progress (markup off, as :func:`stdout`)."""
+    return Console(stderr=True, width=None if sys.stderr.isatty() else PIPE_WIDTH, markup=False)
+
+
+def styled(text: str, style: str) -> Text:
+    """A styled cell or message; the text is shown as written."""
+    return Text(text, style=style)
+
+
+def stage_printer() -> Callable[[str], None]:
+    """An ``on_stage`` callback: stage names, dimmed, on stderr."""
+    err = stderr()
+    return lambda s: err.print(s, style="dim", highlight=False)
+
+
+def _say(kind: str, message: str) -> None:
+    stderr().print(Text.assemble((f"{kind}:", "bold red"), " ", message), highlight=False, soft_wrap=True)
 
 
 def handle_errors(func: Callable) -> Callable:
-    """Turn :class:`RoadworthyError` into a one-paragraph message and exit code 2."""
+    """The exit-code contract around a command.
+
+    :class:`RoadworthyError` (bad input) and file-system errors on a named path print
+    one paragraph and exit 2; anything else is an internal error: one paragraph naming
+    the error and how to see the traceback, exit 3 (with ``--debug`` the traceback
+    too). SIGTERM is handled like Ctrl-C, so temporary files are removed either way.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        previous = _term_as_interrupt()
         try:
             return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+            raise
         except RoadworthyError as exc:
-            stderr().print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            _say("error", str(exc))
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except OSError as exc:
+            if exc.filename is None:
+                return _internal(exc)
+            where = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "")
+            _say("error", f"{where}: {exc.strerror or exc}. Hint: check the path and its permissions.")
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except KeyboardInterrupt:
             stderr().print("interrupted; nothing partial was left behind")
             raise typer.Exit(130) from None
+        except Exception as exc:  # the contract: every other failure is exit 3
+            return _internal(exc)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     return wrapper
+
+
+def _internal(exc: BaseException):
+    if debug_enabled():
+        traceback.print_exception(exc, file=sys.stderr)
+    _say(
+        "internal error",
+        f"{type(exc).__name__}: {exc}. This is a bug in roadworthy, not a problem with your input "
+        f"as far as it can tell; no partial output was left. Rerun with --debug (or {DEBUG_ENV}=1) to "
+        "see the traceback, and please report it with the command line.",
+    )
+    raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _on_term(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _term_as_interrupt():
+    """Route SIGTERM through the same clean-up as Ctrl-C (temporary outputs are removed)."""
+    try:
+        return signal.signal(signal.SIGTERM, _on_term)
+    except ValueError:  # not the main thread (a test runner's worker): leave it
+        return signal.getsignal(signal.SIGTERM)
+
+
+def guard_outputs(inputs, overwrite: bool, folders: dict | None = None, **files) -> None:
+    """Check every output of a command before it starts (see :func:`roadworthy.data.writer.guard_output`).
+
+    ``files`` and ``folders`` map option names (``json``, ``out`` ...) to paths.
+    """
+    from roadworthy.data.writer import guard_output
+
+    ins = [inputs] if isinstance(inputs, str | Path) else list(inputs or [])
+    for name, path in files.items():
+        guard_output(path, inputs=ins, overwrite=overwrite, option=f"--{name.replace('_', '-')}")
+    for name, path in (folders or {}).items():
+        guard_output(path, inputs=ins, overwrite=overwrite, folder=True, option=f"--{name.replace('_', '-')}")
 
 
 def write_json(obj: Any, target: str | Path | None) -> None:
@@ -82,7 +176,7 @@ def result_console(json_target: str | Path | None) -> Console:
 def progress(total: int, description: str) -> Iterator[Callable[[int], None]]:
     """A progress bar on stderr; yields ``advance(n)``. Off when stderr is not a terminal."""
     bar = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
@@ -97,16 +191,18 @@ def progress(total: int, description: str) -> Iterator[Callable[[int], None]]:
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     """A rich table with right-aligned numbers."""
-    t = Table(title=title, title_justify="left")
+    t = Table(title=Text(title), title_justify="left")
     for i, c in enumerate(columns):
         t.add_column(c, justify="left" if i == 0 else "right")
     for r in rows:
-        t.add_row(*[fmt(v) for v in r])
+        t.add_row(*[c if isinstance(c, Text) else Text(c) for c in (fmt(v) for v in r)])
     return t
 
 
-def fmt(v: Any) -> str:
-    """Compact text for a table cell."""
+def fmt(v: Any) -> str | Text:
+    """Compact text for a table cell (strings as written, never read as markup)."""
+    if isinstance(v, Text):
+        return v
     if isinstance(v, float):
         if not math.isfinite(v):
             return "-"

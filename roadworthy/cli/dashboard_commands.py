@@ -82,7 +82,7 @@ def dashboard(
         raise UsageError(f"--model {model}: no such model folder", "pass a folder written by roadworthy fit")
     env = {**os.environ, **dashboard_env(logs, report, model, truth, engine, address)}
     url = f"http://{'localhost' if host in ('127.0.0.1', 'localhost') else host}:{port}"
-    stderr().print(f"roadworthy dashboard on [bold]{url}[/] (Ctrl-C to stop)")
+    stderr().print(f"roadworthy dashboard on {url} (Ctrl-C to stop)")
     proc = subprocess.Popen(streamlit_command(port, host), env=env)
     # Stopping this command stops the server too (CI runners send SIGTERM).
     signal.signal(signal.SIGTERM, lambda signum, frame: proc.terminate())

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from roadworthy.cli.common import handle_errors, progress, result_console, table, write_json
+from roadworthy.cli.common import guard_outputs, handle_errors, progress, result_console, table, write_json
 from roadworthy.data.validate import LogSummary
 
 EngineOpt = Annotated[
@@ -23,6 +23,8 @@ JsonOpt = Annotated[
     Path | None,
     typer.Option("--json", help="Write the machine-readable result to this file ('-' for stdout alone)."),
 ]
+
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist (never an input).")]
 
 collect_app = typer.Typer(help="Write sample driving logs from a simulator.", no_args_is_help=True)
 rollout_app = typer.Typer(help="Closed-loop ground truth: run policies in a simulator.", no_args_is_help=True)
@@ -60,10 +62,13 @@ def print_summary(summary: LogSummary, console: Console) -> None:
 def validate(
     logs: Annotated[Path, typer.Argument(help="A .parquet file or a folder of them.", show_default=False)],
     json_out: JsonOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Check a dataset against the log contract and summarize it (exit 2 with the first problem)."""
     from roadworthy import api
     from roadworthy.data.dataset import scan_logs
+
+    guard_outputs(logs, overwrite, json=json_out)
 
     with progress(scan_logs(logs).num_rows, f"validating {logs}") as advance:
         result = api.validate(logs, on_rows=advance)
@@ -85,6 +90,8 @@ def collect_highway(
 ) -> None:
     """Simulate human and autopilot driving with takeovers (highway-env) and write it as Parquet."""
     from roadworthy import api
+
+    guard_outputs([], overwrite, folders={"out": out}, json=json_out)
 
     with progress(episodes, "simulating episodes") as advance:
         result = api.collect(
@@ -139,9 +146,12 @@ def rollout_highway(
     duration: Annotated[float, typer.Option(help="Episode time limit, seconds.")] = 30.0,
     out: Annotated[Path | None, typer.Option(help="Also write the rollouts as a driving log here.")] = None,
     json_out: JsonOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Monte Carlo value and safety costs of policies driving the embedded simulator."""
     from roadworthy import api
+
+    guard_outputs(policy, overwrite, folders={"out": out}, json=json_out)
 
     with progress(episodes * len(policy), "rolling out") as advance:
         result = api.rollout(
@@ -152,6 +162,7 @@ def rollout_highway(
             workers=workers,
             duration=duration,
             out=out,
+            overwrite=overwrite,
             on_episode=lambda rec: advance(1),
         )
     print_rollout(result.report, result_console(json_out))

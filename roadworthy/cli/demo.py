@@ -9,7 +9,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from roadworthy.cli.common import handle_errors, progress, stdout, table, write_json
+from roadworthy.cli.common import handle_errors, progress, stdout, styled, table, write_json
 
 DEMO_MARKER = ".roadworthy-demo"
 
@@ -17,10 +17,14 @@ DEMO_MARKER = ".roadworthy-demo"
 @handle_errors
 def example_policies(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to copy the policy files to.")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace policy files already there.")] = False,
 ) -> None:
     """Copy the example ONNX policies shipped with roadworthy to a folder and list them."""
+    from roadworthy.cli.common import guard_outputs
     from roadworthy.data.sim.policies import EXAMPLES, example_policy_path
 
+    targets = {spec.name: out / f"{spec.name}.onnx" for spec in EXAMPLES}
+    guard_outputs([], overwrite, **{f"out {name}": path for name, path in targets.items()})
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for spec in EXAMPLES:
@@ -182,7 +186,11 @@ def _gate_examples(report: dict, config, folder: Path, console) -> dict[str, dic
         with AtomicFile(folder / f"{p['name']}.junit.xml") as f:
             f.tmp.write_text(junit_xml(v))
         rows.append(
-            [p["name"], "[green]pass[/]" if v["passed"] else "[bold red]FAIL[/]", ", ".join(v["failed_checks"]) or "-"]
+            [
+                p["name"],
+                styled("pass", "green") if v["passed"] else styled("FAIL", "bold red"),
+                ", ".join(v["failed_checks"]) or "-",
+            ]
         )
     console.print(
         table(
@@ -190,8 +198,9 @@ def _gate_examples(report: dict, config, folder: Path, console) -> dict[str, dic
         )
     )
     console.print(
-        "[dim]the same by hand, with exit code 0 pass / 1 fail: roadworthy gate LOGS --candidate C.onnx "
-        f"--baseline {BASELINE}.onnx --json verdict.json --junit junit.xml[/]"
+        "the same by hand, with exit code 0 pass / 1 fail: roadworthy gate LOGS --candidate C.onnx "
+        f"--baseline {BASELINE}.onnx --json verdict.json --junit junit.xml",
+        style="dim",
     )
     return verdicts
 

@@ -8,8 +8,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from roadworthy.cli.common import handle_errors, progress, result_console, stderr, table, write_json
-from roadworthy.cli.data_commands import AddressOpt, EngineOpt, JsonOpt
+from roadworthy.cli.common import (
+    guard_outputs,
+    handle_errors,
+    progress,
+    result_console,
+    stage_printer,
+    table,
+    write_json,
+)
+from roadworthy.cli.data_commands import AddressOpt, EngineOpt, JsonOpt, OverwriteOpt
 
 MODEL_HELP = "Estimator of p(action | state): mdn (default), gmm, knn or iforest."
 
@@ -50,12 +58,14 @@ def fit(
     epochs: Annotated[int | None, typer.Option(help="Training epochs of the mdn (default 40).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split and of training.")] = 0,
     json_out: JsonOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Fit the behaviour density model on logs, with calibrated OOD thresholds."""
     from roadworthy import api
     from roadworthy.data.dataset import scan_logs
 
-    err = stderr()
+    guard_outputs(logs, overwrite, folders={"output": out}, json=json_out)
+
     with progress(scan_logs(logs).num_rows, "reading") as advance:
         result = api.fit(
             logs,
@@ -69,8 +79,9 @@ def fit(
             block_steps=block_steps,
             epochs=epochs,
             seed=seed,
+            overwrite=overwrite,
             on_rows=advance,
-            on_stage=lambda s: err.print(f"[dim]{s}[/]"),
+            on_stage=stage_printer(),
         )
     console = result_console(json_out)
     print_fit(result.model, console)
@@ -93,6 +104,7 @@ def score(
     engine: EngineOpt = "local",
     address: AddressOpt = None,
     json_out: JsonOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Per-row log-density and OOD flag of the logged actions (or of a policy's actions).
 
@@ -101,7 +113,7 @@ def score(
     from roadworthy import api
     from roadworthy.data.dataset import scan_logs
 
-    err = stderr()
+    guard_outputs([logs, model, policy], overwrite, json=json_out)
     passes = 2 if bh else 1
     with progress(scan_logs(logs).num_rows * passes, "scoring") as advance:
         result = api.score(
@@ -113,8 +125,9 @@ def score(
             bh=bh,
             engine=engine,
             address=address,
+            overwrite=overwrite,
             on_rows=advance,
-            on_stage=lambda s: err.print(f"[dim]{s}[/]"),
+            on_stage=stage_printer(),
         )
     c = result.counts
     console = result_console(json_out)

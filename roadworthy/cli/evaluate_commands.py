@@ -7,8 +7,16 @@ from typing import Annotated
 
 import typer
 
-from roadworthy.cli.common import handle_errors, progress, result_console, stderr, table, write_json
-from roadworthy.cli.data_commands import AddressOpt, EngineOpt, JsonOpt
+from roadworthy.cli.common import (
+    guard_outputs,
+    handle_errors,
+    progress,
+    result_console,
+    stage_printer,
+    table,
+    write_json,
+)
+from roadworthy.cli.data_commands import AddressOpt, EngineOpt, JsonOpt, OverwriteOpt
 
 
 @handle_errors
@@ -38,6 +46,7 @@ def evaluate(
     engine: EngineOpt = "local",
     address: AddressOpt = None,
     json_out: JsonOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Value, safety costs, coverage and intervals of each policy, from the logs alone."""
     from dataclasses import replace
@@ -61,14 +70,14 @@ def evaluate(
         fqe=replace(FQEConfig(), iterations=iterations, pessimism=pessimism),
     )
     config.validate()
-    err = stderr()
+    guard_outputs([logs, model, *policy], overwrite, json=json_out, markdown=markdown)
     with progress(len(policy), "policies") as advance:
         report = api.evaluate(
             logs,
             policy,
             model=model,
             config=config,
-            on_stage=lambda s: err.print(f"[dim]{s}[/]"),
+            on_stage=stage_printer(),
             on_policy=lambda entry: advance(1),
             allow_code=allow_code,
             engine=engine,

@@ -6,9 +6,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
-from roadworthy.cli.common import EXIT_GATE_FAILED, handle_errors, result_console, stderr, table, write_json
-from roadworthy.cli.data_commands import JsonOpt
+from roadworthy.cli.common import (
+    EXIT_GATE_FAILED,
+    guard_outputs,
+    handle_errors,
+    result_console,
+    stage_printer,
+    styled,
+    table,
+    write_json,
+)
+from roadworthy.cli.data_commands import JsonOpt, OverwriteOpt
 
 
 @handle_errors
@@ -31,6 +41,7 @@ def gate(
         typer.Option(help="Accept policy formats whose loading runs code (.pt2, module:callable). Trusted files only."),
     ] = False,
     json_out: JsonOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Pass (exit 0) or fail (exit 1) a candidate policy against a baseline, from the logs alone.
 
@@ -44,7 +55,8 @@ def gate(
     from roadworthy.evaluator.gate_render import markdown as render_md
     from roadworthy.evaluator.gate_run import append_step_summary
 
-    err = stderr()
+    ins = [logs, candidate, baseline if baseline != "behavior" else None, config, model]
+    guard_outputs(ins, overwrite, json=json_out, junit=junit, markdown=markdown, report=report)
     result = api.gate(
         logs,
         candidate,
@@ -53,7 +65,7 @@ def gate(
         model=model,
         seed=seed,
         allow_code=allow_code,
-        on_stage=lambda s: err.print(f"[dim]{s}[/]"),
+        on_stage=stage_printer(),
     )
     out, rep = result.verdict, result.report
     if report is not None:
@@ -69,9 +81,9 @@ def gate(
     write_json(out, json_out)
     console = result_console(json_out)
     cols, rows = table_rows(out)
-    status = "[bold green]PASSED[/]" if out["passed"] else "[bold red]FAILED[/]"
+    status = styled("PASSED", "bold green") if out["passed"] else styled("FAILED", "bold red")
     console.print(table(f"roadworthy gate: {out['candidate']['name']} vs {out['baseline']['name']}", cols, rows))
-    console.print(f"gate {status}" + ("" if out["passed"] else f": {', '.join(out['failed_checks'])}"))
+    console.print(Text.assemble("gate ", status, "" if out["passed"] else f": {', '.join(out['failed_checks'])}"))
     if not out["passed"]:
         raise typer.Exit(EXIT_GATE_FAILED)
 

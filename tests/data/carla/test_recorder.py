@@ -131,6 +131,26 @@ def test_synthetic_files_of_every_profile(tmp_path, profile):
     assert pc["mass"] == 1500.0 and len(pc["wheels"]) == 4
 
 
+@pytest.mark.parametrize(("wheel_floats", "release"), [(9, "0.9.10"), (12, "0.9.13")])
+def test_physics_control_wheels_of_every_release(tmp_path, wheel_floats, release):
+    # CARLA 0.9.10 and 0.9.11 wrote 36-byte wheels (no stiffness fields), later releases 48.
+    path = tmp_path / f"{release}.log"
+    with RecorderWriter(path, profile="0.9.13") as w:
+        for k in range(3):
+            w.begin_frame(k + 1, 0.05, 0.05 * k)
+            w.records(fmt.POSITION, np.zeros(2, fmt.RECORD_DTYPES[fmt.POSITION]))
+            if k == 1:
+                w.physics_control(7, mass=1234.0, wheels=4, wheel_floats=wheel_floats)
+            w.end_frame()
+    rec = read_recording(path)
+    pc = rec.table(fmt.PHYSICS_CONTROL).to_pylist()
+    assert len(pc) == 1 and pc[0]["id"] == 7 and pc[0]["mass"] == 1234.0
+    assert pc[0]["wheel_bytes"] == 4 * wheel_floats
+    assert [len(wh) for wh in pc[0]["wheels"]] == [wheel_floats] * 4
+    assert pc[0]["wheels"][0] == [float(i) for i in range(wheel_floats)]
+    assert rec.table(fmt.POSITION).num_rows == 6
+
+
 def test_unknown_packet_ids_are_skipped_by_size(tmp_path):
     with RecorderWriter(tmp_path / "u.log", profile="0.9.13") as w:
         for k in range(3):
