@@ -68,9 +68,12 @@ def run_gate(
     eval_config = cfg.evaluate_config()
     eval_config.validate()
     policies = [candidate] if str(baseline) == "behavior" else [candidate, baseline]
-    rep = evaluate(logs, policies, model=model, config=eval_config, on_stage=on_stage, allow_code=allow_code)
-    names = [p["name"] for p in rep["policies"]]
+    # Names first (they come from the files' metadata): a clash is refused before minutes of fitting.
+    from roadworthy.data.policy_code import load_policy
+
+    names = [load_policy(p, allow_code=allow_code).name for p in policies]
     _check_names(names, str(candidate), str(baseline))
+    rep = evaluate(logs, policies, model=model, config=eval_config, on_stage=on_stage, allow_code=allow_code)
     out = verdict(rep, names[0], names[1] if len(names) == 2 else "behavior", cfg)
     return out, rep
 

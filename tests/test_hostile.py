@@ -339,3 +339,26 @@ def test_internal_errors_exit_3_with_one_paragraph(corpus, monkeypatch):
     assert "--debug" in res.stderr and "Traceback" not in res.stderr
     res = runner.invoke(app, ["--debug", "validate", str(corpus["logs"])])
     assert res.exit_code == 3 and "Traceback" in res.stderr and "a planted bug" in res.stderr
+
+
+def test_sigterm_during_collect_leaves_nothing_behind(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("highway_env")
+    out = tmp_path / "logs"
+    cli = [sys.executable, "-m", "roadworthy.cli"]
+    cmd = [*cli, "collect", "highway", "-n", "40", "--out", str(out), "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(p.name.startswith(".collect-") for p in tmp_path.iterdir()):
+        time.sleep(0.2)
+    assert any(p.name.startswith(".collect-") for p in tmp_path.iterdir()), "collect never started"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert sorted(os.listdir(tmp_path)) == [], os.listdir(tmp_path)

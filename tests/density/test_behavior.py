@@ -108,7 +108,7 @@ def test_tampered_model_files_are_refused(fitted, tmp_path):
     pickled.mkdir()
     (pickled / "model.json").write_text((folder / "model.json").read_text())
     np.savez(pickled / "arrays.npz", evil=np.array([object()], dtype=object))
-    with pytest.raises(ModelFileError, match="without unpickling"):
+    with pytest.raises(ModelFileError, match="pickled"):
         BehaviorModel.load(pickled)
     with pytest.raises(ModelFileError, match="not a roadworthy model folder"):
         BehaviorModel.load(tmp_path)
@@ -130,7 +130,9 @@ def test_cli_fit_and_score(sim_logs, tmp_path):
 def test_cli_errors_exit_2(sim_logs, tmp_path, make_log):
     assert runner.invoke(app, ["fit", str(sim_logs), "-o", str(tmp_path / "m"), "--alpha", "2"]).exit_code == 2
     assert runner.invoke(app, ["fit", str(sim_logs), "-o", str(tmp_path / "m"), "--model", "magic"]).exit_code == 2
-    res = runner.invoke(app, ["score", str(sim_logs), "--model", str(tmp_path), "-o", str(tmp_path / "f.parquet")])
+    (tmp_path / "not-a-model").mkdir()
+    args = ["score", str(sim_logs), "--model", str(tmp_path / "not-a-model"), "-o", str(tmp_path / "f.parquet")]
+    res = runner.invoke(app, args)
     assert res.exit_code == 2 and "not a roadworthy model folder" in res.stderr
     assert not (tmp_path / "f.parquet").exists()
     one = make_log(make_table(episodes=1, steps=30))
