@@ -323,6 +323,9 @@ class OnnxPolicy:
                 f"the model's outputs are {outputs}; expected 'action', or 'mean' and 'log_std'",
                 _EXPORT_HINT,
             )
+        from roadworthy.data.policy_probe import probe_in_child
+
+        probe_in_child(path, blob, len(p_obs), timeout_s=time_limit_s())
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1

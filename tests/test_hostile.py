@@ -113,6 +113,34 @@ def endless_loop_policy(path):
     return path
 
 
+def memory_hog_policy(path):
+    """391 bytes that ask for 2.8 GB: a ConstantOfShape of 700 million floats before the action."""
+    graph = helper.make_graph(
+        [
+            helper.make_node(
+                "ConstantOfShape", ["shape"], ["big"], value=numpy_helper.from_array(np.array([1.0], np.float32))
+            ),
+            helper.make_node("ReduceSum", ["big"], ["s"], keepdims=0),
+            helper.make_node("Mul", ["s", "zero"], ["z"]),
+            helper.make_node("MatMul", ["obs", "W"], ["mm"]),
+            helper.make_node("Add", ["mm", "z"], ["action"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("obs", TensorProto.FLOAT, ["B", 3])],
+        [helper.make_tensor_value_info("action", TensorProto.FLOAT, ["B", 2])],
+        initializer=[
+            numpy_helper.from_array(np.array([700_000_000], np.int64), "shape"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+            numpy_helper.from_array(np.ones((3, 2), np.float32), "W"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, {"roadworthy": json.dumps({"name": "hog", "obs_names": OBS, "action_names": ACT})})
+    onnx.save_model(model, str(path))
+    return path
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     from roadworthy.density.behavior import BehaviorConfig, BehaviorModel
@@ -211,6 +239,14 @@ def test_a_runaway_policy_is_stopped_at_the_time_limit(corpus, monkeypatch):
     res = run("evaluate", corpus["logs"], "--policy", loop, "--model", corpus["model"])
     assert res.exit_code == 2 and "loop.onnx" in res.stderr and "longer than 1.5 s" in res.stderr
     assert time.perf_counter() - t0 < 30
+
+
+def test_a_memory_hog_is_refused_in_a_capped_child_process(corpus, monkeypatch):
+    monkeypatch.setenv("ROADWORTHY_POLICY_MEMORY_MB", "768")
+    hog = memory_hog_policy(corpus["root"] / "hog.onnx")
+    assert hog.stat().st_size < 1000
+    res = run("score", corpus["logs"], "-m", corpus["model"], "-o", corpus["root"] / "f-hog.parquet", "--policy", hog)
+    assert res.exit_code == 2 and "hog.onnx" in res.stderr and "768 MB memory cap" in res.stderr
 
 
 def test_out_of_bounds_actions_are_counted_and_flagged(corpus, tmp_path):
