@@ -243,8 +243,12 @@ class BehaviorModel:
         d, a = len(self.obs_names), len(self.action_names)
         obs, act = obs_action_arrays(batch, d, a)
         source = np.asarray(batch.column("source").to_pylist(), dtype=object)
+        oob = None
         if policy is not None:
-            act = np.clip(policy.act(obs), self.action_low, self.action_high)
+            raw = policy.act(obs)
+            # An action outside the log's bounds is clipped to be scored and flagged as OOD.
+            oob = ((raw < self.action_low) | (raw > self.action_high)).any(axis=1)
+            act = np.clip(raw, self.action_low, self.action_high)
             source = None
         scores = self.score_arrays(
             obs, act, source=source, slices=slice_values(self.config, self.obs_names, batch, obs), alpha=alpha
@@ -254,6 +258,9 @@ class BehaviorModel:
             "step": batch.column("step").cast(pa.int64()),
             "source": batch.column("source").cast(pa.string()),
         }
+        if oob is not None:
+            scores["is_ood"] = scores["is_ood"] | oob
+            scores["out_of_bounds"] = oob
         cols_out.update({k: pa.array(v) for k, v in scores.items()})
         if policy is not None:
             cols_out["action"] = pa.FixedSizeListArray.from_arrays(pa.array(act.astype(np.float32).reshape(-1)), a)

@@ -45,6 +45,10 @@ def _precision_cholesky(cov: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Widest input the full-covariance mixture accepts (features of obs and action together).
+MAX_FULL_COVARIANCE_DIM = 256
+
+
 class GaussianMixtureDensity(DensityModel):
     """Joint Gaussian mixture, conditioned analytically.
 
@@ -84,6 +88,14 @@ class GaussianMixtureDensity(DensityModel):
     def _fit(self, X: np.ndarray, w: np.ndarray) -> None:
         from sklearn.mixture import GaussianMixture
 
+        if X.shape[1] > MAX_FULL_COVARIANCE_DIM:
+            from roadworthy.data.errors import UsageError
+
+            raise UsageError(
+                f"{X.shape[1]} features are too many for a full-covariance Gaussian mixture "
+                f"(at most {MAX_FULL_COVARIANCE_DIM}: its covariances grow with the square of the width)",
+                "use --model mdn (the default) or knn for p(action | state), and --state-model knn for p(state)",
+            )
         self.scaler_ = Standardizer.fit(X, w)
         Z = self.scaler_.transform(X)
         rng = np.random.default_rng(self.random_state)

@@ -23,7 +23,14 @@ class _Tally:
     """Rows, flags and per-source counts of scored tables."""
 
     def __init__(self) -> None:
-        self.counts: dict = {"rows": 0, "is_ood": 0, "state_is_ood": 0, "is_ood_bh": 0, "by_source": {}}
+        self.counts: dict = {
+            "rows": 0,
+            "is_ood": 0,
+            "state_is_ood": 0,
+            "is_ood_bh": 0,
+            "out_of_bounds": 0,
+            "by_source": {},
+        }
 
     def add(self, t) -> None:
         c = self.counts
@@ -31,8 +38,9 @@ class _Tally:
         c["rows"] += t.num_rows
         c["is_ood"] += int(ood.sum())
         c["state_is_ood"] += int(t.column("state_is_ood").to_numpy().sum())
-        if "is_ood_bh" in t.column_names:
-            c["is_ood_bh"] += int(t.column("is_ood_bh").to_numpy().sum())
+        for name in ("is_ood_bh", "out_of_bounds"):
+            if name in t.column_names:
+                c[name] += int(t.column(name).to_numpy().sum())
         src = np.asarray(t.column("source").to_pylist(), dtype=object)
         for s in np.unique(src):
             by = c["by_source"].setdefault(str(s), {"rows": 0, "is_ood": 0})
@@ -110,7 +118,8 @@ def score_logs(
     -------
     dict
         ``flags``, ``policy``, ``alpha``, ``rows``, ``is_ood``, ``state_is_ood``,
-        ``is_ood_bh``, ``by_source`` ({source: {rows, is_ood}}), ``ood_rate`` and
+        ``is_ood_bh``, ``out_of_bounds`` (a policy's actions outside the log's action bounds,
+        flagged as OOD), ``by_source`` ({source: {rows, is_ood}}), ``ood_rate`` and
         ``skipped_rows`` (rows of the log without a flag; 0 unless something is wrong).
     """
     from roadworthy.data.dataset import scan_logs
@@ -141,7 +150,8 @@ def score_logs(
         stage("scoring on Ray")
         score_ray(logs, model, out, policy=policy, alpha=alpha, address=address)
         for f in sorted(out.rglob("*.parquet")):
-            tally.add(pq.read_table(f, columns=["source", "is_ood", "state_is_ood"]))
+            cols = [c for c in ("source", "is_ood", "state_is_ood", "out_of_bounds") if c in pq.read_schema(f).names]
+            tally.add(pq.read_table(f, columns=cols))
     else:
         bh_threshold = None
         if bh:

@@ -398,3 +398,29 @@ def test_sigterm_during_collect_leaves_nothing_behind(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert sorted(os.listdir(tmp_path)) == [], os.listdir(tmp_path)
+
+
+def test_odd_logs_and_existing_outputs_of_other_commands(corpus, tmp_path):
+    wide = write_table(make_table(episodes=4, steps=5, d=300), tmp_path / "wide.parquet")
+    res = run("fit", wide, "-o", tmp_path / "m", "--model", "gmm")
+    assert res.exit_code == 2 and "too many for a full-covariance" in res.stderr and not (tmp_path / "m").exists()
+    pols = tmp_path / "pols"
+    assert run("example-policies", "--out", pols).exit_code == 0
+    res = run("example-policies", "--out", pols)
+    assert res.exit_code == 2 and "--overwrite" in res.stderr
+    assert run("example-policies", "--out", pols, "--overwrite").exit_code == 0
+    res = run(
+        "score",
+        corpus["logs"],
+        "-m",
+        corpus["model"],
+        "-o",
+        tmp_path / "f.parquet",
+        "--policy",
+        corpus["huge"],
+        "--json",
+        "-",
+    )
+    assert res.exit_code == 0, res.output
+    counts = json.loads(res.stdout)
+    assert counts["out_of_bounds"] > 0.5 * counts["rows"] and counts["is_ood"] >= counts["out_of_bounds"]
