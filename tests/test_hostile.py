@@ -424,3 +424,20 @@ def test_odd_logs_and_existing_outputs_of_other_commands(corpus, tmp_path):
     assert res.exit_code == 0, res.output
     counts = json.loads(res.stdout)
     assert counts["out_of_bounds"] > 0.5 * counts["rows"] and counts["is_ood"] >= counts["out_of_bounds"]
+
+
+def test_every_other_command_refuses_bad_input_with_exit_2(corpus, tmp_path):
+    j = corpus["junk"]
+    cases = [
+        (["dashboard", j], "junk.parquet"),
+        (["dashboard", corpus["logs"], "--report", tmp_path / "missing.json"], "missing.json"),
+        (["carla", "info", j], "junk.parquet"),
+        (["collect", "highway", "-n", "0", "--out", tmp_path / "c"], "--episodes"),
+        (["collect", "highway", "-n", "2", "--out", tmp_path / "c", "--seed", "-1"], "--seed"),
+        (["rollout", "highway", "--policy", corpus["good"], "-n", "1"], "good.onnx"),
+        (["rollout", "highway", "--policy", corpus["nan"], "-n", "1"], "nan.onnx"),
+        (["demo", "--out", corpus["logs"]], "not made by `roadworthy demo`"),
+    ]
+    for args, needle in cases:
+        res = run(*args)
+        assert res.exit_code == 2 and needle in " ".join(res.stderr.split()), (args, res.output)
