@@ -238,8 +238,8 @@ def evaluate_policy(
         "coverage": coverage,
         "ood_rate": 1.0 - coverage,
         "coverage_by": coverage_by(pv.gate, data, config.cell, per_row),
-        # Decisions asking for an action outside the log's action bounds: clipped to be
-        # scored, and counted as outside the support.
+        # Decisions whose mean action lies outside the log's action bounds (clipped to be
+        # scored, as the car would; `roadworthy score` flags them per row).
         "out_of_bounds": {
             "decisions": int(oob.sum()) if oob is not None else None,
             "share": float(oob.mean()) if oob is not None and oob.size else 0.0,
