@@ -16,6 +16,7 @@ from roadworthy.cli import (
     data_commands,
     demo,
     density_commands,
+    dmv_commands,
     evaluate_commands,
     gate_commands,
 )
@@ -58,6 +59,7 @@ density_commands.register(app)
 evaluate_commands.register(app)
 gate_commands.register(app)
 dashboard_commands.register(app)
+dmv_commands.register(app)
 app.command("demo")(demo.demo)
 app.command("example-policies")(demo.example_policies)
 

@@ -1,0 +1,1 @@
+"""California DMV autonomous-vehicle disengagement and mileage reports: import and rates."""
