@@ -8,7 +8,8 @@ rules of :mod:`roadworthy.data.dmv.normalize`, and writes, atomically, to a fold
 * ``events.parquet``: one row per disengagement;
 * ``vehicles.parquet``: one row per vehicle and report year, with annual miles;
 * ``vehicle_months.parquet``: autonomous miles per vehicle and month;
-* ``report.json``: what was normalised or dropped, with reasons and counts.
+* ``report.json``: what was normalised or dropped, with reasons and counts;
+* ``causes.json``: the cause categories (:mod:`roadworthy.data.dmv.causes`), with top terms and examples.
 
 Column layouts are in docs/dmv.md.
 """
@@ -260,6 +261,11 @@ def import_dmv(
         v, m = read_mileage(Path(p), report)
         vehicles += v
         months += m
+    from roadworthy.data.dmv.causes import categorize
+
+    causes = categorize([e["description"] for e in events])
+    for e, cause in zip(events, causes["labels"], strict=True):
+        e["cause"] = cause
     names = canonical_names([*events, *vehicles])
     for r in (*events, *vehicles, *months):
         r["manufacturer"] = names[r["manufacturer_raw"]]
@@ -274,6 +280,7 @@ def import_dmv(
         pq.write_table(pa.Table.from_pylist(months, schema=MONTH_SCHEMA), tmp / "vehicle_months.parquet")
         result = report.to_dict() | {"events": len(events), "vehicles": len(vehicles)}
         (tmp / "report.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+        (tmp / "causes.json").write_text(json.dumps(causes["categories"], indent=1) + "\n")
     return result
 
 
@@ -292,6 +299,7 @@ EVENT_SCHEMA = pa.schema(
         ("location", pa.string()),
         ("location_raw", pa.string()),
         ("description", pa.string()),
+        ("cause", pa.string()),
         ("source_file", pa.string()),
         ("source_row", pa.int64()),
     ]

@@ -167,3 +167,36 @@ def test_categories_and_manufacturer_keys():
     assert location_category("HIghway") == "highway"
     assert location_category("Urban") == "street"
     assert location_category("Parking facility") == "parking"
+
+
+def test_cause_categories_count_each_distinct_description_once():
+    from roadworthy.data.dmv.causes import SEEDS, categorize
+
+    base = [
+        "Lidar perception missed a pedestrian crossing",
+        "Planner trajectory failed to yield at the intersection",
+        "Lane boundary detection lost on a faded line",
+        "Brake hardware fault reported by the system",
+        "Cyclist cut in front of the vehicle",
+        "Safety driver took over as a precaution",
+        "Debris on the road in heavy rain",
+        "Remote operator requested retrieval at end of route",
+        "Camera sensor false positive on a shadow",
+        "Steering control error in a sharp turn",
+    ]
+    once = categorize(base)
+    flooded = categorize(base + [base[5]] * 5000)
+    assert once["labels"] == flooded["labels"][: len(base)]
+    assert set(flooded["labels"]) <= set(SEEDS)
+    cats = flooded["categories"]
+    assert sum(c["distinct_descriptions"] for c in cats.values()) == len(base)
+    assert sum(c["events"] for c in cats.values()) == len(base) + 5000
+    assert all(c["top_terms"] and c["examples"] for c in cats.values())
+
+
+def test_real_descriptions_get_categories(imported):
+    out, _ = imported
+    events = pd.read_parquet(out / "events.parquet")
+    causes = json.loads((out / "causes.json").read_text())
+    assert events["cause"].notna().all() and set(events["cause"]) - {"no description"} <= set(causes)
+    assert sum(c["events"] for c in causes.values()) == (events["cause"] != "no description").sum()
