@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from roadworthy.dashboards.inputs import inputs_from_env
-from roadworthy.dashboards.views import comparison, disengagements, health, replay, risk_map
+from roadworthy.dashboards.views import comparison, disengagements, fleet, health, replay, risk_map
 
 PAGES = {
     "Risk map": risk_map.render,
@@ -17,6 +17,7 @@ PAGES = {
     "Policy comparison": comparison.render,
     "Episode replay": replay.render,
     "Data health": health.render,
+    "Fleet reports": fleet.render,
 }
 
 
@@ -25,8 +26,10 @@ def main() -> None:
     if "goto_page" in st.session_state:
         st.session_state["page"] = st.session_state.pop("goto_page")
     st.sidebar.title("roadworthy")
-    page = st.sidebar.radio("Page", list(PAGES), key="page")
     inputs = inputs_from_env()
+    # Started with DMV reports only: open on the page that has something to show.
+    first = list(PAGES).index("Fleet reports") if inputs.dmv and not inputs.logs else 0
+    page = st.sidebar.radio("Page", list(PAGES), index=first, key="page")
     PAGES[page](inputs)
 
 

@@ -21,6 +21,7 @@ ENV = {
     "truth": "ROADWORTHY_TRUTH",
     "engine": "ROADWORTHY_ENGINE",
     "address": "ROADWORTHY_RAY_ADDRESS",
+    "dmv": "ROADWORTHY_DMV",
 }
 
 
@@ -34,6 +35,7 @@ class DashboardInputs:
     truth: str | None = None
     engine: str = "local"
     address: str | None = None
+    dmv: str | None = None
 
 
 def inputs_from_env(environ: dict | None = None) -> DashboardInputs:
@@ -47,6 +49,7 @@ def inputs_from_env(environ: dict | None = None) -> DashboardInputs:
         truth=env.get(ENV["truth"]) or None,
         engine=env.get(ENV["engine"]) or "local",
         address=env.get(ENV["address"]) or None,
+        dmv=env.get(ENV["dmv"]) or None,
     )
 
 

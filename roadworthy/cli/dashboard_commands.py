@@ -54,7 +54,9 @@ def streamlit_command(port: int, host: str) -> list[str]:
 
 @handle_errors
 def dashboard(
-    logs: Annotated[list[Path], typer.Argument(help="Driving logs (.parquet files or folders).", show_default=False)],
+    logs: Annotated[
+        list[Path] | None, typer.Argument(help="Driving logs (.parquet files or folders).", show_default=False)
+    ] = None,
     report: Annotated[Path | None, typer.Option(help="An evaluation report (roadworthy evaluate --json).")] = None,
     model: Annotated[Path | None, typer.Option(help="A behaviour model (roadworthy fit), to flag steps.")] = None,
     truth: Annotated[
@@ -64,6 +66,9 @@ def dashboard(
     host: Annotated[str, typer.Option(help="Address to listen on (localhost by default).")] = "127.0.0.1",
     engine: EngineOpt = "local",
     address: AddressOpt = None,
+    dmv: Annotated[
+        Path | None, typer.Option(help="A folder from `roadworthy import dmv`, for the Fleet reports page.")
+    ] = None,
 ) -> None:
     """Start the dashboards (risk map, disengagements, policy comparison, replay, data health) on localhost."""
     from roadworthy.data.dataset import scan_logs
@@ -73,6 +78,11 @@ def dashboard(
     check_engine(engine, address)
     if importlib.util.find_spec("streamlit") is None:
         raise UsageError("streamlit is not installed", "pip install 'roadworthy[dashboard]'")
+    logs = list(logs or [])
+    if not logs and dmv is None:
+        raise UsageError("nothing to show", "pass driving logs, or --dmv DIR (from roadworthy import dmv), or both")
+    if dmv is not None and not (dmv / "events.parquet").is_file():
+        raise UsageError(f"--dmv {dmv}: no events.parquet there", "pass a folder written by roadworthy import dmv")
     for log in logs:
         scan_logs(log)  # a clear error (exit 2) now rather than in the browser
     for path, what in ((report, "--report"), (truth, "--truth")):
@@ -80,7 +90,7 @@ def dashboard(
             raise UsageError(f"{what} {path}: no such file", "pass a JSON file written by roadworthy")
     if model is not None and not model.is_dir():
         raise UsageError(f"--model {model}: no such model folder", "pass a folder written by roadworthy fit")
-    env = {**os.environ, **dashboard_env(logs, report, model, truth, engine, address)}
+    env = {**os.environ, **dashboard_env(logs, report, model, truth, engine, address, dmv)}
     url = f"http://{'localhost' if host in ('127.0.0.1', 'localhost') else host}:{port}"
     stderr().print(f"roadworthy dashboard on {url} (Ctrl-C to stop)")
     proc = subprocess.Popen(streamlit_command(port, host), env=env)
@@ -101,12 +111,12 @@ def dashboard(
 
 
 #: Environment variables that hand the inputs to the app (read by ``dashboards.inputs``).
-def dashboard_env(logs, report=None, model=None, truth=None, engine="local", address=None) -> dict[str, str]:
+def dashboard_env(logs, report=None, model=None, truth=None, engine="local", address=None, dmv=None) -> dict[str, str]:
     """The environment that hands the inputs to the app."""
     env = {ENV["logs"]: os.pathsep.join(str(Path(p).resolve()) for p in logs), ENV["engine"]: engine}
     if address:
         env[ENV["address"]] = address
-    for key, value in (("report", report), ("model", model), ("truth", truth)):
+    for key, value in (("report", report), ("model", model), ("truth", truth), ("dmv", dmv)):
         if value:
             env[ENV[key]] = str(Path(value).resolve())
     return env

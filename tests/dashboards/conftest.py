@@ -62,3 +62,19 @@ def carla_logs(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("ROADWORTHY_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def dmv_dir(tmp_path_factory) -> Path:
+    """The real 2023 DMV reports, imported (from ../shared; never copied into the repo)."""
+    from roadworthy.data.dmv.importer import import_dmv
+    from tests.conftest import SHARED, require_shared
+
+    dmv = SHARED / "data" / "dmv"
+    dis = [
+        require_shared(dmv / f"2023-Autonomous-Vehicle-Disengagement-Reports-CSV{s}.csv") for s in ("", "-driverless")
+    ]
+    mil = [require_shared(dmv / f"2023-Autonomous-Mileage-Reports-CSV{s}.csv") for s in ("", "-driverless")]
+    out = tmp_path_factory.mktemp("dmv") / "dmv"
+    import_dmv(dis, mil, out)
+    return out

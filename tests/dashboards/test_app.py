@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from roadworthy.cli.dashboard_commands import ENV, app_path, dashboard_env
 
-PAGES = ["Risk map", "Disengagements", "Policy comparison", "Episode replay", "Data health"]
+PAGES = ["Risk map", "Disengagements", "Policy comparison", "Episode replay", "Data health", "Fleet reports"]
 
 
 def run_page(monkeypatch, page: str, logs, **inputs) -> AppTest:
@@ -93,6 +93,23 @@ def test_data_health_page(monkeypatch, sim_logs, carla_logs, make_log):
     bad = bad.set_column(1, "step", __import__("pyarrow").array(bad.column("step").to_numpy() + 1))
     at = run_page(monkeypatch, "Data health", make_log(bad, name="bad.parquet"))
     assert at.error and "Rejected" in at.error[0].value
+
+
+def test_fleet_reports_page(monkeypatch, sim_logs, dmv_dir):
+    at = run_page(monkeypatch, "Fleet reports", sim_logs, dmv=str(dmv_dir))
+    assert at.header[0].value == "Fleet reports"
+    assert len(charts(at)) == 1 and len(at.dataframe) >= 4
+    rates = at.dataframe[0].value
+    assert "Waymo LLC" in set(rates["manufacturer"]) and rates["per_1000_miles"].notna().any()
+    at.text_input(key="fleet_search").set_value("pedestrian").run()
+    assert not at.exception, at.exception
+    hits = at.dataframe[-1].value
+    assert len(hits) > 0 and hits["description"].str.contains("pedestrian", case=False).all()
+
+
+def test_fleet_reports_page_without_reports(monkeypatch, sim_logs):
+    at = run_page(monkeypatch, "Fleet reports", sim_logs)
+    assert any("roadworthy import dmv" in i.value for i in at.info)
 
 
 def test_cell_selection_is_read_from_the_chart_event():

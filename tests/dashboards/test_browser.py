@@ -29,6 +29,7 @@ EXPECT = {
     "Policy comparison": ".js-plotly-plot",
     "Episode replay": ".js-plotly-plot",
     "Data health": "[data-testid='stDataFrame']",
+    "Fleet reports": ".js-plotly-plot",
 }
 
 
@@ -39,10 +40,11 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def server(sim_logs, dash_report, dash_model, tmp_path):
+def server(sim_logs, dash_report, dash_model, dmv_dir, tmp_path):
     port = free_port()
     exe = Path(sys.executable).parent / "roadworthy"
     cmd = [str(exe), "dashboard", str(sim_logs), "--report", str(dash_report), "--model", str(dash_model)]
+    cmd += ["--dmv", str(dmv_dir)]
     env = {**os.environ, "ROADWORTHY_CACHE": str(tmp_path / "cache")}
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen(
