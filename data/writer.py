@@ -127,7 +127,12 @@ def guard_output(
             raise UsageError(f"{option} {path} is a file, not a folder", "give a folder path")
         if not folder and path.is_dir():
             raise UsageError(f"{option} {path} is a folder; a file is written there", "give a file path")
-        if not overwrite and not (folder and not any(path.iterdir())):
+        if folder and any(path.iterdir()) and not overwrite:
+            raise UsageError(
+                f"{option} {path} already exists and is not empty",
+                "pass --overwrite to replace it, or choose a new folder",
+            )
+        if not folder and not overwrite:
             raise UsageError(f"{option} {path} already exists", "pass --overwrite to replace it, or choose a new path")
 
 

@@ -164,13 +164,9 @@ def evaluate(
     config : roadworthy.evaluator.evaluate.EvaluateConfig, optional
         Estimator settings (gamma, seed, heads, ...; defaults when None).
     """
-    from roadworthy.data.ray_engine import check_engine
-    from roadworthy.evaluator.evaluate import EvaluateConfig
     from roadworthy.evaluator.evaluate import evaluate as run
 
-    config = config or EvaluateConfig()
-    config.validate()
-    check_engine(engine, address)
+    # The library validates the settings and the engine before reading anything.
     report = run(
         logs,
         list(policies),
@@ -307,9 +303,7 @@ def import_carla(
     from roadworthy.data.carla.importer import import_recording
     from roadworthy.data.errors import UsageError
     from roadworthy.data.validate import validate_logs
-    from roadworthy.data.writer import guard_output
 
-    guard_output(out, inputs=[recording, map_path], overwrite=overwrite, folder=True, option="--out")
     if source not in ("autopilot", "human"):
         raise UsageError(f"--source must be autopilot or human, got '{source}'", "e.g. --source human")
     result = import_recording(recording, map_path=map_path, out=out, hero=hero, source=source, overwrite=overwrite)

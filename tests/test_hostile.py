@@ -11,7 +11,6 @@ import json
 import xml.etree.ElementTree as ET
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
@@ -21,6 +20,17 @@ from tests.conftest import make_table, write_table
 
 runner = CliRunner()
 OBS, ACT = ["f0", "f1", "f2"], ["u0", "u1"]
+
+
+def save_policy(graph, path, name: str | None):
+    """A model of ``graph`` written to ``path``, with roadworthy metadata naming it ``name`` (None: none)."""
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    if name is not None:
+        helper.set_model_props(model, {"roadworthy": json.dumps({"name": name, "obs_names": OBS, "action_names": ACT})})
+    # Raw bytes: onnx.save_model would act on external-data entries, which one of these models holds on purpose.
+    path.write_bytes(model.SerializeToString())
+    return path
 
 
 def policy(path, *, name="lin", scale=0.1, weights=None, meta=True):
@@ -33,12 +43,7 @@ def policy(path, *, name="lin", scale=0.1, weights=None, meta=True):
         [helper.make_tensor_value_info("action", TensorProto.FLOAT, ["B", 2])],
         initializer=[numpy_helper.from_array(np.asarray(w, np.float32), "W")],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    if meta:
-        helper.set_model_props(model, {"roadworthy": json.dumps({"name": name, "obs_names": OBS, "action_names": ACT})})
-    onnx.save_model(model, str(path))
-    return path
+    return save_policy(graph, path, name if meta else None)
 
 
 def subgraph_external_policy(path):
@@ -66,11 +71,7 @@ def subgraph_external_policy(path):
         [helper.make_tensor_value_info("action", TensorProto.FLOAT, ["B", 2])],
         initializer=[cond],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    helper.set_model_props(model, {"roadworthy": json.dumps({"name": "x", "obs_names": OBS, "action_names": ACT})})
-    path.write_bytes(model.SerializeToString())
-    return path
+    return save_policy(graph, path, "x")
 
 
 def endless_loop_policy(path):
@@ -106,11 +107,7 @@ def endless_loop_policy(path):
             numpy_helper.from_array(np.ones((3, 2), np.float32), "W"),
         ],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    helper.set_model_props(model, {"roadworthy": json.dumps({"name": "loop", "obs_names": OBS, "action_names": ACT})})
-    onnx.save_model(model, str(path))
-    return path
+    return save_policy(graph, path, "loop")
 
 
 def memory_hog_policy(path):
@@ -134,11 +131,7 @@ def memory_hog_policy(path):
             numpy_helper.from_array(np.ones((3, 2), np.float32), "W"),
         ],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    helper.set_model_props(model, {"roadworthy": json.dumps({"name": "hog", "obs_names": OBS, "action_names": ACT})})
-    onnx.save_model(model, str(path))
-    return path
+    return save_policy(graph, path, "hog")
 
 
 @pytest.fixture(scope="module")

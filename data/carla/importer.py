@@ -33,7 +33,7 @@ from roadworthy.data.carla.recorder import Recording, read_recording
 from roadworthy.data.errors import UsageError
 from roadworthy.data.roads import MAPS_DIR
 from roadworthy.data.schema import LogMetadata, arrow_schema
-from roadworthy.data.writer import LogWriter, staging_dir
+from roadworthy.data.writer import LogWriter, guard_output, staging_dir
 
 OPTIONAL = ("collision", "off_road", "disengagement", "behavior_logp", "x", "y", "yaw", "speed", "map_name", "scenario")
 FRAME = "CARLA (left-handed: x east, y south, z up), metres; yaw in rad"
@@ -270,8 +270,7 @@ def import_recording(
     RecorderError, MapError, UsageError
     """
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise UsageError(f"--out {out} is not empty", "choose a new folder, or pass --overwrite")
+    guard_output(out, inputs=[recording, map_path], overwrite=overwrite, folder=True, option="--out")
     rec = read_recording(recording)
     layer = MapLayer.from_xodr(map_path)
     if layer.name.lower() != rec.header.map_name.lower().split("/")[-1].lower():

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from roadworthy.data.carla.features import FrameBatch
-from roadworthy.data.errors import RoadworthyError, UsageError
+from roadworthy.data.errors import RoadworthyError
 
 #: carla.TrafficLightState names to the codes of :mod:`roadworthy.data.carla.features`.
 _TL_CODES = {"Red": 0, "Yellow": 1, "Green": 2, "Off": 3, "Unknown": 4}
@@ -198,7 +198,9 @@ class _Keyboard:
         return carla.VehicleControl(throttle=throttle, steer=steer, brake=brake)
 
 
-def collect_carla(config: LiveConfig, out: str | Path, *, on_tick: Callable[[int], None] | None = None) -> dict:
+def collect_carla(
+    config: LiveConfig, out: str | Path, *, on_tick: Callable[[int], None] | None = None, overwrite: bool = False
+) -> dict:
     """Drive ``config.episodes`` episodes on a live server; write logs, recordings and the map.
 
     Raises
@@ -212,11 +214,10 @@ def collect_carla(config: LiveConfig, out: str | Path, *, on_tick: Callable[[int
     from roadworthy.data.carla.opendrive import MapLayer
     from roadworthy.data.roads import MAPS_DIR
     from roadworthy.data.schema import arrow_schema
-    from roadworthy.data.writer import AtomicFile, LogWriter, staging_dir
+    from roadworthy.data.writer import AtomicFile, LogWriter, guard_output, staging_dir
 
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise UsageError(f"--out {out} is not empty", "choose a new folder")
+    guard_output(out, overwrite=overwrite, folder=True, option="--out")
     check_server(config.host, config.port, min(config.timeout, 5.0))
     client = carla.Client(config.host, config.port)
     client.set_timeout(config.timeout)

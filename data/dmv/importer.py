@@ -192,8 +192,9 @@ def read_mileage(path: Path, report: Report) -> tuple[list[dict], list[dict]]:
         vin = clean_text(_cell(cells, vin_i)).upper() or None
         miles = []
         for i, year, month in months:
-            value = parse_number(_cell(cells, i))
-            if value is None and clean_text(_cell(cells, i)):
+            text = _cell(cells, i)
+            value = parse_number(text)
+            if value is None and clean_text(text):
                 report.normalised["unreadable monthly miles set to null"] += 1
             miles.append(value)
             month_id = f"{year:04d}-{month:02d}"

@@ -27,7 +27,7 @@ from roadworthy.data.sim.episodes import EpisodeRecord, FleetConfig, FleetContro
 from roadworthy.data.sim.features import ACTION_NAMES, OBS_NAMES, SENSOR_RANGE
 from roadworthy.data.sim.highway import REWARD_RANGE, HighwayConfig, HighwaySim
 from roadworthy.data.surrogates import META_KEY as SURROGATE_KEY
-from roadworthy.data.writer import LogWriter, staging_dir
+from roadworthy.data.writer import LogWriter, guard_output, staging_dir
 
 OPTIONAL = ("collision", "off_road", "disengagement", "behavior_logp", "x", "y", "yaw", "speed", "map_name", "scenario")
 #: Which features carry the surrogate safety measures' inputs (``data.surrogates``).
@@ -148,16 +148,6 @@ class CollectResult:
         return d
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file", "give a folder for the dataset")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UsageError(
-            f"--out {out} is not empty",
-            "choose a new folder, or pass --overwrite to replace the dataset in it",
-        )
-
-
 def collect_highway(
     out: str | Path,
     *,
@@ -196,7 +186,7 @@ def collect_highway(
     config = config or HighwayConfig()
     fleet = fleet or FleetConfig()
     out = Path(out)
-    _prepare_out(out, overwrite)
+    guard_output(out, overwrite=overwrite, folder=True, option="--out")
     out.parent.mkdir(parents=True, exist_ok=True)
     schema = arrow_schema(log_metadata(config, {"collect_seed": seed}), optional=OPTIONAL)
     jobs = [(seed, i, f"hw-s{seed}-e{i:06d}") for i in range(episodes)]

@@ -25,7 +25,7 @@ from roadworthy.data.sim.features import ACTION_NAMES, OBS_NAMES
 from roadworthy.data.sim.highway import HighwayConfig, HighwaySim
 from roadworthy.data.surrogates import CHANNELS as SURROGATES
 from roadworthy.data.surrogates import SurrogateSpec
-from roadworthy.data.writer import LogWriter, staging_dir
+from roadworthy.data.writer import LogWriter, guard_output, staging_dir
 
 Z95 = 1.959963984540054
 COSTS = ("collision", "off_road")
@@ -97,6 +97,7 @@ def rollout_highway(
         raise UsageError(f"--gamma must lie in [0, 1], got {gamma}", "use a discount such as 0.99")
     if not policies:
         raise UsageError("no policy given", "pass --policy P.onnx (several times for several policies)")
+    guard_output(out, inputs=list(policies), overwrite=overwrite, folder=True, option="--out")
     config = config or HighwayConfig()
     loaded = [OnnxPolicy.load(p, obs_names=OBS_NAMES, action_names=ACTION_NAMES) for p in policies]
     names = [p.name for p in loaded]
@@ -129,14 +130,12 @@ def rollout_highway(
         for (k, *_), rec in zip(jobs, records, strict=True):
             tally(k, rec)
     else:
-        _rollout_to_log(Path(out), config, seed, zip(jobs, records, strict=True), tally, overwrite)
+        _rollout_to_log(Path(out), config, seed, zip(jobs, records, strict=True), tally)
     return _report(config, episodes, gamma, seed, loaded, policies, per)
 
 
-def _rollout_to_log(out: Path, config: HighwayConfig, seed: int, pairs, tally, overwrite: bool) -> None:
+def _rollout_to_log(out: Path, config: HighwayConfig, seed: int, pairs, tally) -> None:
     """Tally the rollouts and write them as a driving log to ``out`` (staged, then swapped in)."""
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
-        raise UsageError(f"--out {out} is not empty", "choose a new folder, or pass --overwrite to replace it")
     schema = arrow_schema(log_metadata(config, {"rollout_seed": seed}), optional=OPTIONAL)
     with staging_dir(out, prefix=".rollout-") as staging:
         with LogWriter(staging / "part-00000.parquet", schema) as writer:

@@ -69,7 +69,7 @@ def import_carla(
     """Convert a CARLA recording into a contract-v1 driving log of its hero (plus the map's lanes)."""
     from roadworthy import api
 
-    guard_outputs([recording, map_path], overwrite, folders={"out": out}, json=json_out)
+    guard_outputs([recording, map_path], overwrite, json=json_out)  # --out: api.import_carla checks it
     result = api.import_carla(recording, map_path, out, hero=hero, source=source, overwrite=overwrite)
     console = result_console(json_out)
     console.print(
@@ -100,7 +100,7 @@ def collect_carla(
     from roadworthy.data.carla.live import LiveConfig
     from roadworthy.data.carla.live import collect_carla as run
 
-    guard_outputs([], overwrite, folders={"out": out}, json=json_out)
+    guard_outputs([], overwrite, json=json_out)  # --out: the collector checks it
     config = LiveConfig(
         host=host,
         port=port,
@@ -114,7 +114,7 @@ def collect_carla(
     )
     steps = round(duration / config.fixed_delta) * episodes
     with progress(steps, f"driving {town}") as advance:
-        result = run(config, out, on_tick=lambda i: advance(1))
+        result = run(config, out, on_tick=lambda i: advance(1), overwrite=overwrite)
     result_console(json_out).print(f"wrote {result['rows']} rows in {episodes} episode(s) to {out}")
     write_json(result, json_out)
 

@@ -140,18 +140,17 @@ def _term_as_interrupt():
         return signal.getsignal(signal.SIGTERM)
 
 
-def guard_outputs(inputs, overwrite: bool, folders: dict | None = None, **files) -> None:
-    """Check every output of a command before it starts (see :func:`roadworthy.data.writer.guard_output`).
+def guard_outputs(inputs, overwrite: bool, **files) -> None:
+    """Check a command's output files before it starts (see :func:`roadworthy.data.writer.guard_output`).
 
-    ``files`` and ``folders`` map option names (``json``, ``out`` ...) to paths.
+    ``files`` maps option names (``json``, ``junit`` ...) to paths. Output folders are checked
+    by the library function that writes them, so notebook users get the same checks.
     """
     from roadworthy.data.writer import guard_output
 
     ins = [inputs] if isinstance(inputs, str | Path) else list(inputs or [])
     for name, path in files.items():
         guard_output(path, inputs=ins, overwrite=overwrite, option=f"--{name.replace('_', '-')}")
-    for name, path in (folders or {}).items():
-        guard_output(path, inputs=ins, overwrite=overwrite, folder=True, option=f"--{name.replace('_', '-')}")
 
 
 def write_json(obj: Any, target: str | Path | None) -> None:

@@ -91,7 +91,7 @@ def collect_highway(
     """Simulate human and autopilot driving with takeovers (highway-env) and write it as Parquet."""
     from roadworthy import api
 
-    guard_outputs([], overwrite, folders={"out": out}, json=json_out)
+    guard_outputs([], overwrite, json=json_out)  # --out: the collector checks it
 
     with progress(episodes, "simulating episodes") as advance:
         result = api.collect(
@@ -151,7 +151,7 @@ def rollout_highway(
     """Monte Carlo value and safety costs of policies driving the embedded simulator."""
     from roadworthy import api
 
-    guard_outputs(policy, overwrite, folders={"out": out}, json=json_out)
+    guard_outputs(policy, overwrite, json=json_out)  # --out: the rollout checks it
 
     with progress(episodes * len(policy), "rolling out") as advance:
         result = api.rollout(

@@ -64,7 +64,7 @@ def fit(
     from roadworthy import api
     from roadworthy.data.dataset import scan_logs
 
-    guard_outputs(logs, overwrite, folders={"output": out}, json=json_out)
+    guard_outputs(logs, overwrite, json=json_out)  # --output: api.fit checks it
 
     with progress(scan_logs(logs).num_rows, "reading") as advance:
         result = api.fit(
