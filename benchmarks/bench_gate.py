@@ -17,7 +17,7 @@ per log seed, closed-loop truth of 300 episodes per policy). For every log:
    policy above every safe one, and interval widths of fully covered policies.
 
 ``--split tuning`` (log seed 101, the tuning policies) is what settings were chosen
-on; ``--split reporting`` (log seeds 201-203, the reporting policies) gives the
+on; ``--split reporting`` (log seeds 202-204, the reporting policies) gives the
 reported figures. Results: ``benchmarks/results/gate-<split>.json``.
 
 Usage: ``python benchmarks/bench_gate.py --split reporting``
@@ -43,6 +43,8 @@ from gate_bench_data import REPORTING_SEEDS, SIZES, TUNING_SEEDS, WORK, log_path
 
 BASELINE = "autopilot-clone"
 CRASH = ("collision", "off_road")
+#: Channels on which unsafe policies must be estimated above every safe one.
+CHANNELS_RANKED = ("collision", "off_road", "ttc", "headway", "lane_departure")
 
 
 def behaviour_truth() -> dict:
@@ -93,6 +95,15 @@ def acceptable(tt: dict, cand: str, base: str, cfg, channels: list[str]) -> dict
     }
 
 
+def danger_seen(cand: dict, truth_c: dict) -> dict:
+    """For a candidate unacceptable in truth: does the gate fail it on a channel where it is
+    unacceptable, with the mean difference itself beyond the margin (not only through the
+    heads' spread)?"""
+    bad = [c for c, ok in truth_c["checks"].items() if not ok and c != "value"]
+    seen = [c for c in bad if c in cand["checks"] and cand["checks"][c]["failed"] and cand["checks"][c]["mean_beyond"]]
+    return {"unsafe_channels": bad, "failed_on": seen, "seen": bool(seen) if bad else None}
+
+
 def accuracy(report: dict, tt: dict, names: list[str], unsafe: set[str]) -> dict:
     """Accuracy of the report's estimates against the truth, over ``names``."""
     by = {p["name"]: p for p in report["policies"]}
@@ -113,6 +124,28 @@ def accuracy(report: dict, tt: dict, names: list[str], unsafe: set[str]) -> dict
                 )
     safe = [n for n in names if n not in unsafe]
     bad = [n for n in names if n in unsafe]
+    # Per channel: every policy unsafe on it (truth above the largest safe truth) estimated above every safe one.
+    ranks = {}
+    for c in CHANNELS_RANKED:
+        if not all(c in by[n]["costs"] and c in tt[n] for n in names):
+            continue
+        t_c = {n: float(tt[n][c].mean()) for n in names}
+        worst_safe = max((t_c[n] for n in safe), default=0.0)
+        unsafe_on = [n for n in bad if t_c[n] > worst_safe + 0.01]
+        if unsafe_on and safe:
+            est = {n: by[n]["costs"][c]["estimate"] for n in names}
+            ranks[c] = {
+                "unsafe": unsafe_on,
+                "above_every_safe": bool(min(est[n] for n in unsafe_on) > max(est[n] for n in safe)),
+            }
+    off_ratio = {
+        n: by[n]["costs"]["off_road"]["estimate"] / float(tt[n]["off_road"].mean())
+        for n in names
+        if "off_road" in by[n]["costs"] and "off_road" in tt[n] and float(tt[n]["off_road"].mean()) > 0.02
+    }
+    safe_rel = {
+        n: (by[n]["value"]["estimate"] - float(tt[n]["value"].mean())) / abs(float(tt[n]["value"].mean())) for n in safe
+    }
     return {
         "spearman": float(spearmanr(e, t).statistic),
         "normalized_mae": float(np.mean(np.abs(e - t)) / spread),
@@ -123,34 +156,52 @@ def accuracy(report: dict, tt: dict, names: list[str], unsafe: set[str]) -> dict
         if bad and safe
         else None,
         "max_interval_width_share_fully_covered": float(max((hi - lo)[full]) / spread) if full else None,
+        "unsafe_above_safe_per_channel": ranks,
+        "off_road_estimate_over_truth": off_ratio,
+        "off_road_within_factor_2": bool(all(0.5 <= r <= 2.0 for r in off_ratio.values())) if off_ratio else None,
+        "safe_value_relative_error": safe_rel,
+        "safe_within_3_percent": bool(all(abs(r) <= 0.03 for r in safe_rel.values())) if safe_rel else None,
         "fully_covered": [names[i] for i in full],
         "true_value_spread": spread,
     }
 
 
 def run_log(seed: int, n: int, names: list[str], paths: dict, config, gate_cfg, tt: dict, unsafe: set[str]) -> dict:
-    from roadworthy.density.behavior import BehaviorModel
+    from roadworthy import api
     from roadworthy.evaluator.evaluate import evaluate
     from roadworthy.evaluator.gate import verdict
 
     logs = log_path(seed, n)
     mdir = WORK / f"model-{logs.name}"
     t0 = time.perf_counter()
-    if not mdir.exists():
-        BehaviorModel.fit(logs).save(mdir)
+    # The behaviour model and the driving model, as `roadworthy fit` saves them (reused when the
+    # evaluation's settings match; evaluate refits and says so otherwise).
+    if not (mdir / "driving").is_dir():
+        api.fit(logs, mdir, seed=config.seed, overwrite=True)
     t_fit = time.perf_counter() - t0
+    marks: list[tuple[str, float]] = []
     t0 = time.perf_counter()
-    report = evaluate(logs, [paths[x] for x in [BASELINE, *names]], model=mdir, config=config)
+    report = evaluate(
+        logs,
+        [paths[x] for x in [BASELINE, *names]],
+        model=mdir,
+        config=config,
+        on_stage=lambda msg: marks.append((msg, time.perf_counter())),
+    )
     t_eval = time.perf_counter() - t0
+    first = next((t for m, t in marks if m.startswith("evaluating ")), t0)
+    t_policies = time.perf_counter() - first
     channels = gate_cfg.costs.gated(sorted(report["policies"][0]["costs"]))
     out = {
         "log": logs.name,
         "seed": seed,
         "episodes": n,
         "rows": report["rows"],
-        "seconds": {"behaviour_fit": t_fit, "evaluate": t_eval},
+        "seconds": {"fit": t_fit, "evaluate": t_eval, "policies": t_policies},
     }
     out["estimator"] = report["estimator"]
+    out["channels"] = report.get("channels", {})
+    out["seconds"]["evaluate_per_policy"] = t_policies / len(report["policies"])
     out["candidates"] = {}
     for cand in names:
         v = verdict(report, cand, BASELINE, gate_cfg)
@@ -177,6 +228,12 @@ def run_log(seed: int, n: int, names: list[str], paths: dict, config, gate_cfg, 
                 for c in v["checks"]
             },
         }
+        by_channel = {
+            c["id"].split(".", 1)[1]: {"failed": not c["passed"], "mean_beyond": bool(c.get("mean_beyond_margin"))}
+            for c in v["checks"]
+            if c["id"].startswith("cost_non_inferiority.")
+        }
+        out["candidates"][cand]["danger"] = danger_seen({"checks": by_channel}, truth_c)
     aa = verdict(report, BASELINE, BASELINE, gate_cfg)
     vb = verdict(report, BASELINE, "behavior", gate_cfg)
     out["aa_passed"] = aa["passed"]
@@ -215,6 +272,12 @@ def summarize(runs: list[dict], bt: dict) -> dict:
         fr = [(c, s) for c, s in acc if not next(r for r in rs if r["seed"] == s)["candidates"][c]["passed"]]
         fa = [(c, s) for c, s in unacc if next(r for r in rs if r["seed"] == s)["candidates"][c]["passed"]]
         fa_crash = [(c, s) for c, s in crash_bad if next(r for r in rs if r["seed"] == s)["candidates"][c]["passed"]]
+        unseen = [
+            f"{c}@{r['seed']}"
+            for r in rs
+            for c, x in r["candidates"].items()
+            if x.get("danger", {}).get("seen") is False
+        ]
         keys = (
             "spearman",
             "normalized_mae",
@@ -232,6 +295,7 @@ def summarize(runs: list[dict], bt: dict) -> dict:
             "false_acceptances": len(fa),
             "false_accepted": [f"{c}@{s}" for c, s in fa],
             "false_acceptances_of_crash_unacceptable": len(fa_crash),
+            "unsafe_not_failed_on_their_unsafe_channel": unseen,
             "aa_pass_rate": float(np.mean([r["aa_passed"] for r in rs])),
             "clone_vs_behavior_pass_rate": float(np.mean([r["clone_vs_behavior"]["passed"] for r in rs])),
             "accuracy_mean": {
@@ -239,6 +303,12 @@ def summarize(runs: list[dict], bt: dict) -> dict:
             },
             "unsafe_above_safe_all_logs": all(r["accuracy"]["unsafe_crash_upper_above_every_safe"] for r in rs),
             "evaluate_seconds_mean": float(np.mean([r["seconds"]["evaluate"] for r in rs])),
+            "evaluate_seconds_per_policy_mean": float(np.mean([r["seconds"]["evaluate_per_policy"] for r in rs])),
+            "cost_bounds_hold_all_logs": float(np.mean([r["accuracy"]["cost_upper_bounds_hold"] for r in rs])),
+            "off_road_within_factor_2_all_logs": all(
+                r["accuracy"]["off_road_within_factor_2"] is not False for r in rs
+            ),
+            "safe_within_3_percent_all_logs": all(r["accuracy"]["safe_within_3_percent"] is not False for r in rs),
             "estimator_chosen": [r["estimator"]["chosen"] for r in rs],
         }
     out["behaviour_truth"] = bt

@@ -17,20 +17,13 @@ logged or simulated states instead of learning them. Metadata key (JSON)::
 
     roadworthy.safety_features = {"speed": "speed_mps", "lead_gap": "lead_gap_m",
                                   "lead_rel_speed": "lead_rel_speed_mps",
-                                  "no_lead_gap": 100.0,
-                                  "road_edges": ["dist_left_edge_m", "dist_right_edge_m"]}
+                                  "no_lead_gap": 100.0}
 
 ``speed`` (m/s), ``lead_gap`` (bumper to bumper, m) and ``lead_rel_speed`` (the lead's
 speed minus ours, m/s) name obs entries; ``no_lead_gap`` is the gap the features report
-when there is no vehicle ahead (optional); ``road_edges`` (optional) name features
-that hold the distance from the car's centre to each edge of the drivable road,
-negative beyond it.
-
-The same declarations say when a *simulated* state is a crash (:meth:`SurrogateSpec.events`):
-a bumper-to-bumper gap at or below zero is a collision with the lead, and a road-edge
-distance below zero is off the road. A learned model of a log never sees the state
-after a crash (the episode ends there), so it cannot learn these; the definitions of
-the features give them.
+when there is no vehicle ahead (optional). Other keys are ignored (earlier logs declared
+``road_edges`` here; road departures now follow from the pose and the map,
+:mod:`roadworthy.data.geometry`, and contacts from :mod:`roadworthy.data.contacts`).
 """
 
 from __future__ import annotations
@@ -70,7 +63,6 @@ class SurrogateSpec:
     no_lead_gap: float = math.inf
     ttc_below: float = 1.5
     headway_below: float = 0.5
-    road_edges: tuple[int, ...] = ()
 
     @classmethod
     def from_metadata(
@@ -108,15 +100,11 @@ class SurrogateSpec:
         no_lead = spec.get("no_lead_gap", math.inf)
         if not isinstance(no_lead, int | float) or isinstance(no_lead, bool) or no_lead <= 0:
             raise UsageError(f"metadata roadworthy.{META_KEY}: no_lead_gap must be a positive number", hint)
-        edges = spec.get("road_edges", [])
-        if not isinstance(edges, list) or any(e not in index for e in edges):
-            raise UsageError(f"metadata roadworthy.{META_KEY}: road_edges must list obs entries, got {edges!r}", hint)
         return cls(
             **cols,
             no_lead_gap=float(no_lead),
             ttc_below=ttc_below,
             headway_below=headway_below,
-            road_edges=tuple(index[e] for e in edges),
         )
 
     def costs(self, obs: np.ndarray) -> np.ndarray:
@@ -131,43 +119,6 @@ class SurrogateSpec:
         ttc_hit = present & (closing > 1e-3) & (gap0 < self.ttc_below * np.maximum(closing, 1e-3))
         hw_hit = present & (speed > MIN_SPEED) & (gap0 < self.headway_below * np.maximum(speed, MIN_SPEED))
         return np.stack([ttc_hit, hw_hit], axis=-1).astype(np.float64)
-
-    def near_crash(self, obs: np.ndarray, dt: float) -> dict[str, np.ndarray]:
-        """Where a state is one step from the crash that :meth:`events` detects: the lead gap
-        within the closing speed's reach, a road edge within lateral reach. A logged crash
-        from such a state is explained by the feature definitions (see
-        :mod:`roadworthy.evaluator.model_based`: learned event models only learn the rest)."""
-        obs = np.asarray(obs)
-        gap = obs[..., self.lead_gap]
-        closing = np.maximum(-obs[..., self.lead_rel_speed], 0.0)
-        out = {"collision": (gap > 0.0) & (gap <= 2.0 * closing * dt + 0.5)}
-        if self.road_edges:
-            lateral = np.maximum(obs[..., self.speed], 0.0) * dt * 0.3 + 0.5
-            edge = obs[..., list(self.road_edges)]
-            out["off_road"] = ((edge >= 0.0) & (edge <= lateral[..., None])).any(axis=-1)
-        return out
-
-    def events(self, obs: np.ndarray, prev: np.ndarray, dt: float) -> dict[str, np.ndarray]:
-        """Crashes that a step from ``prev`` to ``obs`` shows by definition of its features.
-
-        ``collision``: the lead gap closed to zero or below from a gap the closing speed
-        could cover within the step (a new vehicle appearing in the lead slot at a
-        negative gap is a cut-in, left to the learned models); ``off_road``: a road-edge
-        distance went below zero from within one step's lateral reach of the edge
-        (absent without ``road_edges``). Boolean arrays of ``obs.shape[:-1]``.
-        """
-        obs, prev = np.asarray(obs), np.asarray(prev)
-        gap0, gap1 = prev[..., self.lead_gap], obs[..., self.lead_gap]
-        closing = np.maximum(-prev[..., self.lead_rel_speed], 0.0)
-        reach = 2.0 * closing * dt + 0.5
-        out = {"collision": (gap1 <= 0.0) & (gap0 > 0.0) & (gap0 <= reach)}
-        if self.road_edges:
-            edges = list(self.road_edges)
-            # A car leaves the road at most at about a third of its speed sideways.
-            lateral = np.maximum(prev[..., self.speed], 0.0) * dt * 0.3 + 0.5
-            before = prev[..., edges]
-            out["off_road"] = ((obs[..., edges] < 0.0) & (before >= 0.0) & (before <= lateral[..., None])).any(axis=-1)
-        return out
 
     def describe(self) -> dict[str, str]:
         """What each channel means, for reports."""

@@ -32,19 +32,21 @@ class ModelFileError(RoadworthyError):
         super().__init__(f"{path}: {problem.rstrip('.')}. Hint: {hint.rstrip('.')}.")
 
 
-def save_folder(folder: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
-    """Write ``meta`` and ``arrays`` to ``folder`` atomically (replacing it)."""
+def save_folder(
+    folder: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarray], *, fmt: str = FORMAT
+) -> Path:
+    """Write ``meta`` and ``arrays`` to ``folder`` atomically (replacing it); ``fmt`` names the kind of model."""
     folder = Path(folder)
     with staging_dir(folder) as staging:
-        body = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
+        body = {"format": fmt, "format_version": FORMAT_VERSION, **meta}
         (staging / META_FILE).write_text(json.dumps(body, indent=2, allow_nan=False) + "\n")
         with open(staging / ARRAYS_FILE, "wb") as fh:
             np.savez_compressed(fh, **{k: np.asarray(v) for k, v in arrays.items()})
     return folder
 
 
-def load_folder(folder: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Read a model folder; raises :class:`ModelFileError` with a fix when it is not one."""
+def load_folder(folder: str | Path, *, fmt: str = FORMAT) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read a model folder of kind ``fmt``; raises :class:`ModelFileError` with a fix when it is not one."""
     folder = Path(folder)
     meta_path, arr_path = folder / META_FILE, folder / ARRAYS_FILE
     if not meta_path.is_file() or not arr_path.is_file():
@@ -59,8 +61,8 @@ def load_folder(folder: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarra
         raise ModelFileError(meta_path, f"not valid JSON ({exc})", "refit the model") from None
     if not isinstance(meta, dict):
         raise ModelFileError(meta_path, f"holds a JSON {type(meta).__name__}, not an object", "refit the model")
-    if meta.get("format") != FORMAT:
-        raise ModelFileError(meta_path, f"format is {meta.get('format')!r}, not {FORMAT!r}", "refit the model")
+    if meta.get("format") != fmt:
+        raise ModelFileError(meta_path, f"format is {meta.get('format')!r}, not {fmt!r}", "refit the model")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelFileError(
             meta_path,

@@ -31,50 +31,71 @@ LOG_2PI = math.log(2 * math.pi)
 
 
 class DynamicsEnsemble(nn.Module):
-    """E networks in one module: inputs (E, B, d_in) -> mixture, reward, events.
+    """E networks in one module: inputs (E, B, d_in) -> grouped mixtures, reward, events.
+
+    The state change is split into G groups of features (``groups``: one id per
+    feature); each group has its own mixture of K diagonal Gaussians, drawn
+    independently of the others given the inputs. Features that move together (a gap
+    and its closing speed) share a group, so their modes stay joint; groups that move
+    independently (the vehicle ahead and the one beside) do not compete for components.
+    One group for every feature is a single joint mixture.
 
     Parameters
     ----------
     heads : int
         Ensemble members E.
     d_in, d_state : int
-        Input width (state + action) and state width D.
+        Input width and state width D.
     components : int
-        Mixture components K.
+        Mixture components K per group.
     hidden : tuple of int
     events : int
         Event outputs (termination first, then the learned cost channels).
     seed : int
         Seed of the initial weights.
+    groups : sequence of int, optional
+        Group id of each of the D features (default: one group).
     """
 
     def __init__(
-        self, heads: int, d_in: int, d_state: int, components: int, hidden: tuple[int, ...], events: int, seed: int
+        self,
+        heads: int,
+        d_in: int,
+        d_state: int,
+        components: int,
+        hidden: tuple[int, ...],
+        events: int,
+        seed: int,
+        groups=None,
     ) -> None:
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
         self.heads, self.d_state, self.k, self.events = heads, d_state, components, events
+        g = torch.zeros(d_state, dtype=torch.long) if groups is None else torch.as_tensor(groups, dtype=torch.long)
+        self.register_buffer("groups", g)
+        self.n_groups = int(g.max()) + 1 if d_state else 1
         dims = [d_in, *hidden]
         self.weights, self.biases = ensemble_layers(heads, dims, gen)
-        self.d_out = components * (1 + 2 * d_state) + 1 + events
+        self.d_out = components * (self.n_groups + 2 * d_state) + 1 + events
         bound = 1 / math.sqrt(dims[-1])
         self.out_w = nn.Parameter((torch.rand(heads, dims[-1], self.d_out, generator=gen) * 2 - 1) * bound * 0.1)
         self.out_b = nn.Parameter(torch.zeros(heads, 1, self.d_out))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Mixture logits (E, B, K), means and log-stds (E, B, K, D), reward (E, B), events (E, B, J)."""
+        """Mixture logits (E, B, G, K), means and log-stds (E, B, K, D), reward (E, B), events (E, B, J)."""
         h = x
         for w, b in zip(self.weights, self.biases, strict=True):
             h = torch.nn.functional.silu(torch.baddbmm(b, h, w))
         out = torch.baddbmm(self.out_b, h, self.out_w)
-        e, n, k, d = out.shape[0], out.shape[1], self.k, self.d_state
-        logits = out[..., :k]
-        mean = out[..., k : k + k * d].reshape(e, n, k, d)
-        raw = out[..., k + k * d : k + 2 * k * d].reshape(e, n, k, d)
+        e, n, k, d, g = out.shape[0], out.shape[1], self.k, self.d_state, self.n_groups
+        logits = out[..., : g * k].reshape(e, n, g, k)
+        at = g * k
+        mean = out[..., at : at + k * d].reshape(e, n, k, d)
+        raw = out[..., at + k * d : at + 2 * k * d].reshape(e, n, k, d)
         # Bounded log-stds: a floor keeps point masses (a feature that never moves) finite.
         log_std = -5.0 + 6.0 * torch.sigmoid(raw)
-        reward = out[..., k + 2 * k * d]
-        events = out[..., k + 2 * k * d + 1 :]
+        reward = out[..., at + 2 * k * d]
+        events = out[..., at + 2 * k * d + 1 :]
         return logits, mean, log_std, reward, events
 
 
@@ -176,6 +197,7 @@ class DynamicsProblem:
     events : (N, J) event targets (termination, then learned costs)
     binary : (J,) bool, which events are 0/1 (logits) rather than values
     weights : (E, N) bootstrap weight of each row in each member
+    learned : (D,) 1 for features whose change is learned, 0 for computed ones (not trained)
     """
 
     x: torch.Tensor
@@ -186,20 +208,30 @@ class DynamicsProblem:
     events: torch.Tensor
     binary: torch.Tensor
     weights: torch.Tensor
+    learned: torch.Tensor | None = None
 
 
-def mixture_nll(logits: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Negative log-likelihood (E, B) of y (B, D) under each member's mixture."""
+def mixture_nll(
+    logits: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor, y: torch.Tensor, groups: torch.Tensor
+) -> torch.Tensor:
+    """Negative log-likelihood (E, B) of y (B, D) under each member's grouped mixtures
+    (logits (E, B, G, K); means, log-stds (E, B, K, D); ``groups`` (D,) the group of each feature)."""
     z = (y[None, :, None, :] - mean) * torch.exp(-log_std)
-    comp = -0.5 * (z * z).sum(-1) - log_std.sum(-1) - 0.5 * y.shape[-1] * LOG_2PI
-    return -torch.logsumexp(torch.log_softmax(logits, dim=-1) + comp, dim=-1)
+    per_dim = -0.5 * z * z - log_std - 0.5 * LOG_2PI  # (E, B, K, D)
+    g = logits.shape[2]
+    comp = torch.zeros(*per_dim.shape[:3], g, dtype=per_dim.dtype).index_add_(3, groups, per_dim)  # (E, B, K, G)
+    return -torch.logsumexp(torch.log_softmax(logits, dim=-1) + comp.transpose(2, 3), dim=-1).sum(-1)
 
 
-def ar_nll(logits: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Negative log-likelihood (E, B) of y (B, D) under the product of per-feature mixtures (E, B, D, K)."""
+def ar_nll(
+    logits: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Negative log-likelihood (E, B) of y (B, D) under the product of per-feature mixtures (E, B, D, K);
+    ``mask`` (D,) leaves out the factors of features that are computed, not learned."""
     z = (y[None, :, :, None] - mean) * torch.exp(-log_std)
     comp = -0.5 * z * z - log_std - 0.5 * LOG_2PI
-    return -torch.logsumexp(torch.log_softmax(logits, dim=-1) + comp, dim=-1).sum(-1)
+    per = -torch.logsumexp(torch.log_softmax(logits, dim=-1) + comp, dim=-1)
+    return (per * mask).sum(-1) if mask is not None else per.sum(-1)
 
 
 def train_dynamics(
@@ -219,7 +251,8 @@ def train_dynamics(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=lr * 0.05)
     p = problem
     n, e = p.x.shape[0], net.heads
-    d = p.delta.shape[1]
+    d = float(p.learned.sum()) if p.learned is not None else p.delta.shape[1]
+    d = max(d, 1.0)
     binary = p.binary
     losses, total = [], 0.0
     for step in range(steps):
@@ -230,10 +263,10 @@ def train_dynamics(
             ctx = net.context(x)
             logits, mean, log_std = net.factors(ctx, delta.expand(e, -1, -1))
             reward, events = net.reward_events(ctx)
-            nll = ar_nll(logits, mean, log_std, delta) / d * p.has_next[idx]
+            nll = ar_nll(logits, mean, log_std, delta, p.learned) / d * p.has_next[idx]
         else:
             logits, mean, log_std, reward, events = net(x)
-            nll = mixture_nll(logits, mean, log_std, p.delta[idx]) / d * p.has_next[idx]
+            nll = mixture_nll(logits, mean, log_std, p.delta[idx], net.groups) / d * p.has_next[idx]
         w = p.weights[:, idx]
         r_err = (reward - p.reward[idx]) ** 2 * p.reward_mask[idx]
         tgt = p.events[idx].expand(e, -1, -1)
@@ -266,7 +299,7 @@ def predict_step(
     Parameters
     ----------
     x : (E, M, d_in) standardized inputs, member e's particles in row e
-    u_component : (E, M) uniforms that pick each particle's mixture component
+    u_component : (E, M, >= G) uniforms that pick each group's mixture component
     normals : (E, M, D) standard normals of the Gaussian draw
 
     Returns
@@ -274,10 +307,13 @@ def predict_step(
     delta (E, M, D) sampled standardized state change, reward (E, M), events (E, M, J) raw outputs
     """
     logits, mean, log_std, reward, events = net(x)
-    w = torch.softmax(logits, dim=-1).double().numpy()
-    k = (u_component[..., None] > np.cumsum(w, axis=-1)).sum(-1).clip(max=w.shape[-1] - 1)
-    mean_k = np.take_along_axis(mean.double().numpy(), k[..., None, None], axis=2)[:, :, 0, :]
-    std_k = np.exp(np.take_along_axis(log_std.double().numpy(), k[..., None, None], axis=2)[:, :, 0, :])
+    cdf = torch.cumsum(torch.softmax(logits, dim=-1), dim=-1)  # (E, M, G, K)
+    u = torch.as_tensor(u_component, dtype=cdf.dtype)[..., : cdf.shape[2], None]
+    k = (u > cdf).sum(-1).clamp(max=cdf.shape[-1] - 1)  # (E, M, G)
+    # Each feature's drawn component is its group's; only it leaves torch: (E, M, D), not (E, M, K, D).
+    idx = k[..., net.groups][:, :, None, :]
+    mean_k = torch.gather(mean, 2, idx)[:, :, 0, :].double().numpy()
+    std_k = torch.exp(torch.gather(log_std, 2, idx)[:, :, 0, :]).double().numpy()
     return mean_k + std_k * normals, reward.double().numpy(), events.double().numpy()
 
 
@@ -288,14 +324,16 @@ def predict_step_ar(
     u_component: np.ndarray,
     normals: np.ndarray,
     fix: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+    given: dict[int, torch.Tensor] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One simulated step of every member of an autoregressive ensemble.
 
     Features are drawn one after the other, each given the ones before; the masked
     layer's pre-activation is updated by one rank-one term per drawn feature.
     ``fix(j, z)`` may adjust draws of feature j (standardized, (E, M) tensor) before
-    later features see them (clipping, snapping flags). ``u_component`` (E, M, D) picks
-    each feature's component.
+    later features see them (clipping, snapping flags). ``given`` maps positions in the
+    order to standardized values that are known, not drawn (computed features): later
+    features are drawn given them. ``u_component`` (E, M, D) picks each feature's component.
 
     Returns
     -------
@@ -308,7 +346,13 @@ def predict_step_ar(
     u = torch.as_tensor(u_component)
     nrm = torch.as_tensor(normals)
     delta = torch.zeros(x.shape[0], x.shape[1], d, dtype=torch.float64)
+    given = given or {}
     for j in range(d):
+        if j in given:
+            z = given[j]
+            delta[..., j] = z
+            pre = pre + z.float()[..., None] * w_in[:, j, None, :]
+            continue
         cols = slice(j * per, (j + 1) * per)
         out = out_ctx[..., cols] + torch.bmm(torch.nn.functional.silu(pre), w_out[..., cols])
         logits, mean, raw = out[..., : net.k], out[..., net.k : 2 * net.k], out[..., 2 * net.k :]

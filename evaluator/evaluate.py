@@ -35,12 +35,12 @@ from roadworthy.data.policy_code import load_policy
 from roadworthy.density.behavior import BehaviorModel
 from roadworthy.evaluator.coverage import coverage_by
 from roadworthy.evaluator.evaluate_config import EvaluateConfig
-from roadworthy.evaluator.fqe import episode_bootstrap, fit_fqe
-from roadworthy.evaluator.headline import Screening, Selection, choose, fqe_held_out_check, screen_members
+from roadworthy.evaluator.fqe import episode_bootstrap
+from roadworthy.evaluator.headline import Headline
 from roadworthy.evaluator.logdata import EvalData, load_eval_data
-from roadworthy.evaluator.model_eval import ModelEvaluator, episode_returns
+from roadworthy.evaluator.model_eval import episode_returns
+from roadworthy.evaluator.model_io import saved_driving
 from roadworthy.evaluator.policy_entry import (
-    HeadFigures,
     figures_block,
     heads_dict,
     importance_block,
@@ -116,87 +116,13 @@ def behavior_log_density(data: EvalData, model: BehaviorModel) -> np.ndarray:
     return behavior_logp_arrays(data.obs, data.action, data.behavior_logp, model)
 
 
-class _Headline:
-    """The chosen estimator, ready to give each policy's per-head figures."""
-
-    def __init__(self, data, bm, config, returns, on_stage, on_iteration) -> None:
-        self.data, self.config, self.on_iteration = data, config, on_iteration
-        weights = episode_bootstrap(np.random.default_rng(config.seed), config.heads, data.n_episodes)
-        self.model: ModelEvaluator | None = None
-        model_check = None
-        n_ch = 1 + len(data.cost_names)
-        self.screening = Screening(np.ones(config.heads, dtype=bool), np.zeros((config.heads, n_ch)))
-        if config.estimator in ("auto", "model"):
-            on_stage(f"fitting the driving model ({config.heads} heads, {config.model.steps} steps)")
-            self.model = ModelEvaluator(
-                data,
-                bm,
-                weights,
-                config=replace(config.model, heads=config.heads),
-                settings=config.rollout,
-                gamma=config.gamma,
-                support_alpha=support_level(bm, config.support_alpha),
-                seed=config.seed,
-            )
-            on_stage("driving the logged behaviour in the model (held-out check)")
-            raw = self.model.behavior_check(returns)
-            if raw is None:
-                raw = self.model.held_out_check(returns, anchor_steps=10)
-            self.screening, model_check = screen_members(raw, config.heads, n_ch, config.tolerance)
-
-        def fqe_check():
-            on_stage("checking FQE of the logged behaviour on held-out episodes")
-            return fqe_held_out_check(data, config.fqe_config, weights, returns, gamma=config.gamma, seed=config.seed)
-
-        self.selection: Selection = choose(
-            config.estimator, model_check=model_check, fqe_check=fqe_check, tolerance=config.tolerance
-        )
-        if self.selection.chosen != "model":
-            self.screening = Screening(np.ones(config.heads, dtype=bool), self.screening.bias * 0)
-
-    @property
-    def keep(self) -> np.ndarray:
-        """The ensemble members (bootstrap heads) the report keeps."""
-        return self.screening.keep
-
-    def figures(self, policy, view) -> HeadFigures:
-        if self.selection.chosen == "model":
-            res = self.model.run(self.model.policy_actions(policy))
-            ph = self.model.per_head(res)
-            diag = {
-                "simulated_outside_support": ph.outside,
-                "simulated_failure_mass": ph.hazard,
-            }
-            per_row = self.model.cost_to_go(policy)
-            v_state = np.column_stack([np.full(len(per_row), np.nan), per_row])
-            k = self.keep
-            # Only the value is corrected: a cost's upper bound must not lean on the assumption
-            # that the model's error on the behaviour carries over (on the benchmark, correcting
-            # the headway channel pushed its upper bounds below the truth).
-            bias = np.zeros_like(self.screening.bias[k])
-            bias[:, 0] = self.screening.bias[k, 0]
-            mid, lo, hi = (x[k] - bias for x in (ph.mid, ph.lo, ph.hi))
-            diag["members_kept"] = int(k.sum())
-            return HeadFigures(mid, lo, hi, "model", diag, v_state=v_state, cell_horizon_s=True)
-        fqe = fit_fqe(
-            self.data,
-            view,
-            self.config.fqe_config,
-            gamma=self.config.gamma,
-            seed=self.config.seed,
-            on_iteration=self.on_iteration,
-        )
-        diag = {"fqe_final_loss": float(fqe.losses[-1])}
-        return HeadFigures(fqe.mid, fqe.lo, fqe.hi, "fqe", diag, fqe.q_logged, fqe.v_state)
-
-
 def evaluate_policy(
     data: EvalData,
     path: str | Path,
     model: BehaviorModel,
     logp_mu: np.ndarray,
     config: EvaluateConfig,
-    headline: _Headline,
+    headline: Headline,
     *,
     allow_code: bool = False,
     view: dict | None = None,
@@ -329,7 +255,19 @@ def evaluate(
         else:
             logp_mu = behavior_log_density(data, bm)
         returns = rows.episode_returns() if rows else episode_returns(data, config.gamma)
-        headline = _Headline(data, bm, config, returns, stage, on_iteration)
+        driving, driving_note, checks = saved_driving(model, data, config)
+        if config.estimator == "fqe":
+            driving, driving_note = None, ""
+        headline = Headline(
+            data,
+            bm,
+            config,
+            returns,
+            on_stage=stage,
+            on_iteration=on_iteration,
+            driving=driving,
+            saved_checks=checks,
+        )
         report = {
             "roadworthy_version": __version__,
             "gamma": config.gamma,
@@ -340,7 +278,8 @@ def evaluate(
             "episodes": data.n_episodes,
             "horizon_steps": data.horizon,
             "reward_range": list(data.reward_range),
-            "estimator": headline.selection.to_dict(),
+            "estimator": headline.to_dict() | ({"driving_model": driving_note} if driving_note else {}),
+            **headline.describe_world(),
             "surrogates": data.surrogate.describe() if data.surrogate is not None else {},
             "config": _config_dict(config),
             "behavior": behavior_value(data, config, returns, headline.keep),

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 
 from roadworthy.data.errors import UsageError, check_finite, check_seed
 from roadworthy.evaluator.fqe import FQEConfig
-from roadworthy.evaluator.headline import ESTIMATORS
+from roadworthy.evaluator.headline import ESTIMATORS, HeadlineSettings
 from roadworthy.evaluator.importance import ISConfig
 from roadworthy.evaluator.model_based import ModelConfig
 from roadworthy.evaluator.model_rollout import RolloutSettings
@@ -33,8 +33,8 @@ class EvaluateConfig:
         Bootstrap heads of whichever estimator runs (and of the paired comparisons).
     estimator : {"auto", "model", "fqe"}
         The headline estimator; ``auto`` applies the rule of :mod:`roadworthy.evaluator.headline`.
-    tolerance : float
-        That rule's tolerance on the model's held-out relative error.
+    headline : HeadlineSettings
+        Thresholds of that rule (value tolerance, danger check).
     next_samples : int
         (FQE) Actions drawn per state for a stochastic policy.
     cell : float
@@ -49,10 +49,10 @@ class EvaluateConfig:
     confidence: float = 0.95
     heads: int = 10
     estimator: str = "auto"
-    tolerance: float = 0.1
     next_samples: int = 8
     cell: float = 25.0
     seed: int = 0
+    headline: HeadlineSettings = field(default_factory=HeadlineSettings)
     model: ModelConfig = field(default_factory=ModelConfig)
     rollout: RolloutSettings = field(default_factory=RolloutSettings)
     fqe: FQEConfig = field(default_factory=FQEConfig)
@@ -79,7 +79,13 @@ class EvaluateConfig:
                 f"steps_per_iteration={self.fqe.steps_per_iteration}, hidden={list(self.fqe.hidden)})",
                 "use e.g. --iterations 0 (the log's horizon + 20)",
             )
-        check_finite(self.tolerance, "tolerance", low=0.0)
+        h = self.headline
+        check_finite(h.tolerance, "tolerance", low=0.0)
+        check_finite(h.anchor_s, "anchor_s", low=0.0)
+        check_finite(h.danger_lead_s, "danger_lead_s", low=0.0)
+        check_finite(h.danger_detection, "danger_detection", low=0.0, high=1.0)
+        if h.fqe_checks not in ("auto", "always", "never"):
+            raise UsageError(f"unknown fqe_checks {h.fqe_checks!r}", "use auto, always or never")
         self.model.validate()
 
     @property

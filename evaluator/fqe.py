@@ -124,6 +124,8 @@ class FQEResult:
     q_logged: np.ndarray  # (N, C) plain Q of the logged (s, a), mean over heads
     v_state: np.ndarray  # (N, C) plain V(s_t) under the policy, mean over heads
     start_mid: np.ndarray | None = None  # (E, S, C) plain value of each logged start, per head
+    #: Per-head Q of any (state, action, steps to go) rows: ``q(obs, act, to_go)`` -> (E, N, C, 3).
+    q: _QReader | None = None
 
 
 def pessimistic_values(data: EvalData, to_go: np.ndarray, gamma: float, mode: str) -> tuple[np.ndarray, np.ndarray]:
@@ -238,7 +240,7 @@ def fit_fqe(
         ..., MID
     ]
     v_state = qv.reshape(config.heads, n, k, -1).mean(2).mean(0)
-    return FQEResult(mid, lo, hi, losses, ep_w, q_logged, v_state, v_mid)
+    return FQEResult(mid, lo, hi, losses, ep_w, q_logged, v_state, v_mid, q)
 
 
 def _training_rows(data: EvalData, max_rows: int, rng: np.random.Generator) -> np.ndarray:

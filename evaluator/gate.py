@@ -99,7 +99,9 @@ def value_checks(cand: dict, base: dict, behavior: bool, config: GateConfig) -> 
         + ("within" if ok else "beyond")
         + f" the margin {thr:.3g}"
     )
-    return [_check("value_non_inferiority", ok, low, thr, ">=", reason, mean_difference=diff)]
+    return [
+        _check("value_non_inferiority", ok, low, thr, ">=", reason, mean_difference=diff, mean_beyond_margin=diff < thr)
+    ]
 
 
 def coverage_checks(cand: dict, config: GateConfig) -> list[dict]:
@@ -112,9 +114,15 @@ def coverage_checks(cand: dict, config: GateConfig) -> list[dict]:
     return [_check("coverage_min", ok, cov, config.coverage.min, ">=", reason)]
 
 
-def cost_checks(cand: dict, base: dict, behavior: bool, config: GateConfig) -> list[dict]:
-    """Per gated channel: paired upper bound of the cost difference against its margin."""
+def cost_checks(cand: dict, base: dict, behavior: bool, config: GateConfig, channels: dict | None = None) -> list[dict]:
+    """Per gated channel: paired upper bound of the cost difference against its margin.
+
+    ``channels`` (the report's block of that name) adds how each channel was obtained
+    (computed or learned) to its check; ``mean_beyond_margin`` says whether the mean
+    difference alone, without the heads' spread, already lies beyond the margin.
+    """
     conf = config.evaluation.confidence
+    channels = channels or {}
     checks = []
     for ch in config.costs.gated(sorted(cand["costs"])):
         cid = f"cost_non_inferiority.{ch}"
@@ -133,7 +141,12 @@ def cost_checks(cand: dict, base: dict, behavior: bool, config: GateConfig) -> l
             f"paired {round(100 * conf)} % upper bound of candidate ({cc}) minus baseline ({cb}) '{ch}' "
             f"is {high:.3g}, " + ("within" if ok else "beyond") + f" the margin {thr:.3g}"
         )
-        checks.append(_check(cid, ok, high, thr, "<=", reason, mean_difference=diff))
+        info = channels.get(ch, {})
+        extra = {k: info[k] for k in ("kind", "danger_check") if info.get(k)}
+        extra = {f"channel_{k}": v for k, v in extra.items()}
+        checks.append(
+            _check(cid, ok, high, thr, "<=", reason, mean_difference=diff, mean_beyond_margin=diff > thr, **extra)
+        )
     return checks
 
 
@@ -169,6 +182,14 @@ def ood_checks(cand: dict, config: GateConfig) -> list[dict]:
     return checks
 
 
+def _channel_info(report: dict) -> dict:
+    """Per cost channel: how it was obtained (computed or learned) and its danger-check status."""
+    out = {c: {"kind": v.get("kind")} for c, v in report.get("channels", {}).items()}
+    for c, v in report.get("estimator", {}).get("channels", {}).items():
+        out.setdefault(c, {})["danger_check"] = v.get("status")
+    return out
+
+
 def verdict(report: dict, candidate: str, baseline: str, config: GateConfig) -> dict:
     """Run every configured check; the JSON-ready verdict.
 
@@ -185,7 +206,7 @@ def verdict(report: dict, candidate: str, baseline: str, config: GateConfig) -> 
     checks = [
         *value_checks(cand, base, behavior, config),
         *coverage_checks(cand, config),
-        *cost_checks(cand, base, behavior, config),
+        *cost_checks(cand, base, behavior, config, _channel_info(report)),
         *limit_checks(cand, config),
         *ood_checks(cand, config),
     ]

@@ -41,6 +41,7 @@ Example (every key, with its default)::
     [costs.margins]         # absolute margins of single channels (instead of margin)
     ttc = 0.5               # expected discounted number of steps with TTC below 1.5 s
     headway = 1.0           # ... with time headway below 0.5 s
+    lane_departure = 0.5    # ... with a corner of the car over 0.3 m beyond the road's edge
 
     [costs.limits]          # absolute limits on the candidate's pessimistic cost (none by default)
     collision = 0.1
@@ -138,7 +139,7 @@ class CostsSection:
     channels: list[str] = field(default_factory=list)
     margin: float = 0.02
     relative_margin: float = 0.5
-    margins: dict[str, float] = field(default_factory=lambda: {"ttc": 0.5, "headway": 1.0})
+    margins: dict[str, float] = field(default_factory=lambda: {"ttc": 0.5, "headway": 1.0, "lane_departure": 0.5})
     #: The candidate's figure: ``estimate`` (graded pessimism) or ``upper`` (strictest).
     bound: str = "estimate"
     #: The baseline's figure: ``same`` (like for like), ``estimate`` or ``upper``.

@@ -19,14 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
+from roadworthy.data.contacts import ContactSpec
 from roadworthy.data.dataset import LogDataset, scan_logs
 from roadworthy.data.errors import UsageError
+from roadworthy.data.geometry import EgoGeometry
 from roadworthy.data.schema import cost_columns, cost_name
 from roadworthy.data.surrogates import CHANNELS as SURROGATES
 from roadworthy.data.surrogates import SurrogateSpec
 from roadworthy.data.transitions import iter_transitions
 
-_EXTRA = ("source", "behavior_logp", "scenario", "map_name", "x", "y", "disengagement")
+_EXTRA = ("source", "behavior_logp", "scenario", "map_name", "x", "y", "yaw", "speed", "disengagement")
 
 
 @dataclass
@@ -84,6 +86,15 @@ class EvalData:
     surrogate_names: tuple[str, ...] = ()
     #: Control period, s.
     dt: float = 0.1
+    #: (N, 4) logged ego pose x, y, yaw, speed (NaN where not logged).
+    pose: np.ndarray | None = None
+    #: The ego's pose against the road (:mod:`roadworthy.data.geometry`), or None, and why not.
+    geometry: EgoGeometry | None = None
+    geometry_reason: str = "not loaded"
+    #: Channels computed from the logged poses (``lane_departure``), among ``cost_names``.
+    geometry_names: tuple[str, ...] = ()
+    #: Where the other road users are (:mod:`roadworthy.data.contacts`), when declared.
+    contacts: ContactSpec | None = None
 
     @property
     def n(self) -> int:
@@ -138,6 +149,28 @@ def load_eval_data(logs: str | Path | LogDataset, *, on_rows=None, surrogates: b
     next_to_go = np.maximum(to_go - 1, 0)
     spec = SurrogateSpec.from_metadata(meta.extra, meta.obs_names) if surrogates else None
     cost_arr, names, sur_names = _cost_channels(cat, costs, spec)
+    pose = np.column_stack(
+        [np.asarray(cat[c], dtype=np.float64) if c in cat else np.full(n, np.nan) for c in ("x", "y", "yaw", "speed")]
+    )
+    has_next = ~last
+    maps = cat["map_name"].astype(object) if "map_name" in cat else np.full(n, "unknown", dtype=object)
+    geometry, why = EgoGeometry.for_log(
+        ds.root,
+        meta.extra,
+        meta.obs_names,
+        meta.action_names,
+        pose=pose,
+        action=cat["action"],
+        has_next=has_next,
+        map_name=maps,
+        dt=float(meta.dt),
+    )
+    geo_names: tuple[str, ...] = ()
+    if geometry is not None and "lane_departure" not in names:
+        _, q = geometry.observe(pose, geometry.map_index(maps))
+        cost_arr = np.hstack([cost_arr, geometry.events(pose, q)["lane_departure"].astype(np.float64)[:, None]])
+        names.append("lane_departure")
+        geo_names = ("lane_departure",)
 
     def col(name, fill):
         if name not in cat:
@@ -158,7 +191,7 @@ def load_eval_data(logs: str | Path | LogDataset, *, on_rows=None, surrogates: b
         cost_names=names,
         cont=cont,
         terminal=cat["terminal"].astype(bool),
-        has_next=~last,
+        has_next=has_next,
         episode=episode.astype(np.int64),
         episode_ids=ep_ids.tolist(),
         starts=starts,
@@ -180,6 +213,11 @@ def load_eval_data(logs: str | Path | LogDataset, *, on_rows=None, surrogates: b
         surrogate=spec,
         surrogate_names=sur_names,
         dt=float(meta.dt),
+        pose=pose,
+        geometry=geometry,
+        geometry_reason=why,
+        geometry_names=geo_names,
+        contacts=ContactSpec.from_metadata(meta.extra, meta.obs_names),
     )
 
 

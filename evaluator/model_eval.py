@@ -12,15 +12,15 @@ held-out check of the model on the one policy whose value the logs show.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from roadworthy.data.surrogates import CHANNELS as SURROGATES
 from roadworthy.evaluator.logdata import EvalData
 from roadworthy.evaluator.model_based import DrivingModel, ModelConfig
-from roadworthy.evaluator.model_rollout import Channels, RolloutSettings, SimResult, Support, simulate
+from roadworthy.evaluator.model_rollout import RolloutSettings, SimResult, Support, simulate
 from roadworthy.evaluator.policy_view import row_normals
+from roadworthy.evaluator.world import World, explained_events
 
 
 def start_horizons(data: EvalData) -> np.ndarray:
@@ -94,6 +94,8 @@ class ModelEvaluator:
     weights : (E, n_episodes) bootstrap weights (E = the model's heads)
     support_alpha : float
         Support level of the shortfall (see :class:`roadworthy.evaluator.model_rollout.Support`).
+    model : DrivingModel, optional
+        A driving model already fitted on ``data`` with these weights (saved by ``roadworthy fit``).
     """
 
     def __init__(
@@ -107,66 +109,42 @@ class ModelEvaluator:
         gamma: float,
         support_alpha: float,
         seed: int,
+        model: DrivingModel | None = None,
         on_step: Callable[[int, float], None] | None = None,
     ) -> None:
         self.data, self.behavior, self.weights = data, behavior, weights
         self.settings, self.gamma, self.seed = settings, gamma, seed
-        learned = [c for c in data.cost_names if c not in data.surrogate_names]
-        explained = None
-        if data.surrogate is not None:
-            rules = data.surrogate.near_crash(data.obs, data.dt)
-            explained = {c: m for c, m in rules.items() if c in settings.crash_rules}
-        self.model = DrivingModel.fit(
-            data, config, weights, seed=seed, learned=learned, explained=explained, on_step=on_step
-        )
+        if model is None:
+            model = fit_driving_model(data, config, weights, settings.crash_rules, seed=seed, on_step=on_step)
+        self.model = model
+        self.world = World(model, data, settings.crash_rules)
         self.support = Support.of(behavior, support_alpha)
-        once = []
-        for c in data.cost_names:
-            col = data.costs[:, data.cost_names.index(c)]
-            hit = col > 0
-            once.append(bool(c in learned and hit.any() and data.terminal[hit].all()))
-        self.channels = Channels(
-            names=list(data.cost_names),
-            learned=[learned.index(c) if c in learned else None for c in data.cost_names],
-            surrogate=[SURROGATES.index(c) if c in data.surrogate_names else None for c in data.cost_names],
-            once=np.array(once, dtype=bool),
-            share=np.array([self.model.terminal_share.get(c, 0.0) for c in data.cost_names]),
-            cost_max=np.maximum(data.costs.max(axis=0), 1.0) if data.costs.size else np.zeros(0),
-        )
         self.horizons = start_horizons(data)
         self.start_episode = data.episode[data.starts]
 
-    def _shortfall(self, obs: np.ndarray, act: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.support.shortfall(self.behavior, obs, act, states=self.settings.state_weight > 0)
+    @property
+    def channels(self):
+        """The cost channels of the simulated world (:class:`roadworthy.evaluator.world.Channel`)."""
+        return self.world.channels
 
-    def _surrogates(self, obs: np.ndarray) -> np.ndarray:
-        return self.data.surrogate.costs(obs)
+    def _shortfall(self, obs: np.ndarray, act: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        states = self.settings.state_weight > 0 or self.settings.base_rate_outside
+        return self.support.shortfall(self.behavior, obs, act, states=states)
 
     def run(self, act: Callable[[np.ndarray, int], np.ndarray], starts: np.ndarray | None = None) -> SimResult:
         """Simulate ``act`` from the logged starts (all, or the given start indices)."""
         idx = np.arange(len(self.data.starts)) if starts is None else starts
         return simulate(
-            self.model,
+            self.world,
             act,
-            self.data.obs[self.data.starts[idx]],
+            self.data.starts[idx],
             self.horizons[idx],
             gamma=self.gamma,
             reward_range=self.data.reward_range,
             shortfall=self._shortfall,
-            channels=self.channels,
-            surrogate_costs=self._surrogates if self.data.surrogate is not None else None,
             settings=self.settings,
             seed=self.seed,
-            crash_events=self._crashes if self.data.surrogate is not None else None,
-            in_support=self._in_support,
         )
-
-    def _crashes(self, nxt: np.ndarray, obs: np.ndarray) -> dict[str, np.ndarray]:
-        return self.data.surrogate.events(nxt, obs, self.data.dt)
-
-    def _in_support(self, obs: np.ndarray) -> np.ndarray:
-        nc = -self.behavior.state_model_.score_samples(np.asarray(obs, dtype=np.float64))
-        return nc <= self.support.state_edge
 
     def policy_actions(self, policy) -> Callable[[np.ndarray, int], np.ndarray]:
         """The policy's actions on simulated states (a Gaussian policy's draws keyed by row and step)."""
@@ -183,7 +161,7 @@ class ModelEvaluator:
 
         return act
 
-    def cost_to_go(self, policy, *, steps: int = 25, max_rows: int = 20_000) -> np.ndarray:
+    def cost_to_go(self, policy, *, steps: int = 25, max_rows: int = 8_000) -> np.ndarray:
         """Expected discounted cost of each channel over the next ``steps`` steps from logged
         states, under the policy, in the first member (rows subsampled above ``max_rows``;
         NaN elsewhere). For the risk map's per-cell costs."""
@@ -192,22 +170,17 @@ class ModelEvaluator:
         if data.n > max_rows:
             rows = np.sort(np.random.default_rng(self.seed).choice(data.n, max_rows, replace=False))
         act = self.policy_actions(policy)
-        s = data.obs[rows].astype(np.float64)[None]
+        world = World(_first_member(self.model), data, self.settings.crash_rules)
+        st = world.start(rows, 1)
         alive = np.ones((1, len(rows)))
-        acc = np.zeros((1, len(rows), len(self.channels.names)))
-        one = _FirstMember(self.model)
+        acc = np.zeros((1, len(rows), len(world.channels)))
         for k in range(steps):
-            a = act(s[0], k)[None]
+            a = act(st.obs[0], k)[None]
             rng = np.random.default_rng([self.seed, 13, k])
-            nxt, _, p_end, c_learned = one.step(s, a, rng.uniform(size=s.shape), rng.standard_normal(s.shape))
-            cost = self._step_costs(s, nxt, c_learned)
-            if data.surrogate is not None:
-                for hit in self._crashes(nxt, s).values():
-                    p_end = 1 - (1 - p_end) * (1 - hit.astype(np.float64))
+            st, _, p_end, cost = world.step(st, a, rng.uniform(size=st.obs.shape), rng.standard_normal(st.obs.shape))
             acc += (self.gamma**k * alive)[..., None] * cost
             alive *= 1 - p_end
-            s = nxt
-        out = np.full((data.n, len(self.channels.names)), np.nan)
+        out = np.full((data.n, len(world.channels)), np.nan)
         out[rows] = acc[0]
         return out
 
@@ -228,50 +201,80 @@ class ModelEvaluator:
             hazard=float(res.hazard.mean()),
         )
 
-    def behavior_actions(self) -> Callable[[np.ndarray, int], np.ndarray] | None:
-        """The logged behaviour as a policy: actions drawn from the behaviour density's
-        p(a | s) (draws keyed by seed and step); None when its estimator cannot sample."""
-        sampler = getattr(self.behavior.model_, "sample", None)
-        if sampler is None:
-            return None
-        low, high = self.data.action_low, self.data.action_high
+    def replay(self, rows: np.ndarray, steps: np.ndarray, tag: int) -> tuple[np.ndarray, np.ndarray]:
+        """Replay the logged actions from logged rows, anchored on the logged state, in every member.
 
-        def act(obs: np.ndarray, t: int) -> np.ndarray:
-            rng = np.random.default_rng([self.seed, 17, t])
-            return np.clip(sampler(np.asarray(obs, dtype=np.float64), rng), low, high)
-
-        return act
-
-    def behavior_check(self, returns: np.ndarray) -> dict | None:
-        """Drive the logged behaviour in the model, closed loop, and compare with its logged returns.
-
-        Each member drives the behaviour (:meth:`behavior_actions`) from every logged
-        start. On the member's *out-of-bag* starts (episodes its resample left out, so
-        never trained on) the mean simulated return is compared with those episodes'
-        logged mean: a held-out check of the whole model, closed loop, on the one
-        policy whose value the logs show. On its in-bag starts (bootstrap-weighted, as
-        every policy's per-head figure) the difference is the member's *bias*.
+        Parameters
+        ----------
+        rows : (M,) first rows of the replayed segments
+        steps : (M,) steps to replay from each (within its episode)
+        tag : int
+            Keys the random numbers (one stream per kind of check).
 
         Returns
         -------
-        dict or None
-            ``predicted``, ``logged``, ``error`` (out-of-bag, pooled over members, per
-            channel), ``per_member`` out-of-bag errors (E, 1 + C), ``bias`` in-bag
-            (E, 1 + C); None when the behaviour density cannot sample or no member has
-            out-of-bag episodes.
+        returns (E, M, 1 + C) discounted from each segment's first row (value, then costs);
+        hit (E, M, C) the chance that each channel's event happened in the segment.
         """
-        act = self.behavior_actions()
-        oob = self.weights[:, self.start_episode] == 0  # (E, S)
-        if act is None or not oob.any():
-            return None
-        res = self.run(act)
-        ret = returns[self.start_episode]  # (S, 1 + C)
-        w = self.weights[:, self.start_episode]
-        in_bag = (w @ ret) / np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
-        return oob_check(res.mid, ret, oob) | {
-            "bias": self.per_head(res).mid - in_bag,
-            "closed_loop": True,
-        }
+        data, e = self.data, self.model.heads
+        m = len(rows)
+        st = self.world.start(rows, e)
+        alive = np.ones((e, m))
+        acc = np.zeros((e, m, 1 + len(self.channels)))
+        clean = np.ones((e, m, len(self.channels)))
+        for k in range(int(steps.max(initial=0))):
+            active = (k < steps).astype(np.float64)[None, :]
+            at = np.minimum(rows + k, data.n - 1)
+            a = np.broadcast_to(data.action[at].astype(np.float64), (e, m, data.action.shape[1]))
+            rng = np.random.default_rng([self.seed, tag, k])
+            st, r, p_end, cost = self.world.step(
+                st, a, rng.uniform(size=st.obs.shape), rng.standard_normal(st.obs.shape)
+            )
+            g = self.gamma**k * active * alive
+            acc[..., 0] += g * ((1 - p_end) * r + p_end * self.model.terminal_reward)
+            acc[..., 1:] += g[..., None] * cost
+            clean *= 1 - np.clip(cost, 0.0, 1.0) * (active * alive)[..., None]
+            alive *= 1 - p_end * active
+        return acc, 1 - clean
+
+    def danger_check(self, lead_s: float = 2.0) -> dict:
+        """Do the members reproduce the logged crashes of episodes they never trained on?
+
+        For each crash channel and each logged crash (the row where the event happened;
+        for channels that do not end episodes, the first row of each run of events), the
+        logged actions are replayed from ``lead_s`` seconds before, anchored on the
+        logged state and pose, in every member whose bootstrap resample left that episode
+        out. The member reproduces the crash with the chance that the event happens
+        during the replay (computed rules give 0 or 1; learned parts a probability).
+
+        Returns
+        -------
+        dict
+            Per crash channel: ``events`` (logged), ``pairs`` (member, held-out event)
+            replayed, ``detected`` (mean chance over those pairs, None without any), and
+            ``per_event`` (mean over the members that held each event out).
+        """
+        data = self.data
+        lead = max(1, round(lead_s / data.dt))
+        out = {}
+        for i, ch in enumerate(self.channels):
+            if ch.name not in CRASH_CHANNELS:
+                continue
+            rows = event_rows(data, i)
+            entry: dict = {"events": len(rows), "pairs": 0, "detected": None, "lead_s": lead * data.dt}
+            if len(rows):
+                first = data.starts[data.episode[rows]]
+                start = np.maximum(rows - lead, first)
+                _, hit = self.replay(start, rows - start + 1, 19)
+                oob = self.weights[:, data.episode[rows]] == 0  # (E, M)
+                det = hit[..., i]
+                entry["pairs"] = int(oob.sum())
+                if oob.any():
+                    entry["detected"] = float(det[oob].mean())
+                    per = np.where(oob, det, np.nan)
+                    entry["per_event"] = [None if np.isnan(v) else float(v) for v in np.nanmean(per, axis=0)]
+            out[ch.name] = entry
+        return out
 
     def held_out_check(self, returns: np.ndarray, anchor_steps: int = 25) -> dict | None:
         """How well the model predicts the logged returns of episodes it did not train on.
@@ -298,27 +301,8 @@ class ModelEvaluator:
         seg_start = np.flatnonzero(data.step % anchor_steps == 0)
         seg_ep = data.episode[seg_start]
         seg_len = np.minimum(anchor_steps, self._lengths()[seg_ep] - data.step[seg_start])
-        m = len(seg_start)
-        s = np.broadcast_to(data.obs[seg_start].astype(np.float64), (e, m, data.obs.shape[1])).copy()
-        alive = np.ones((e, m))
-        acc = np.zeros((e, m, 1 + len(self.channels.names)))
-        for k in range(anchor_steps):
-            active = (k < seg_len).astype(np.float64)[None, :]
-            if not active.any():
-                break
-            rows = np.minimum(seg_start + k, data.n - 1)
-            a = np.broadcast_to(data.action[rows].astype(np.float64), (e, m, data.action.shape[1]))
-            rng = np.random.default_rng([self.seed, 11, k])
-            nxt, r, p_end, c_learned = self.model.step(s, a, rng.uniform(size=s.shape), rng.standard_normal(s.shape))
-            cost = self._step_costs(s, nxt, c_learned)
-            if data.surrogate is not None:
-                for hit in self._crashes(nxt, s).values():
-                    p_end = 1 - (1 - p_end) * (1 - hit.astype(np.float64))
-            g = self.gamma ** (data.step[seg_start] + k)[None, :] * active * alive
-            acc[..., 0] += g * ((1 - p_end) * r + p_end * self.model.terminal_reward)
-            acc[..., 1:] += g[..., None] * cost
-            alive *= 1 - p_end * active
-            s = nxt
+        acc, _ = self.replay(seg_start, seg_len, 11)
+        acc *= (self.gamma ** data.step[seg_start].astype(np.float64))[None, :, None]
         pred_ep = np.stack(
             [
                 np.stack(
@@ -333,40 +317,57 @@ class ModelEvaluator:
     def _lengths(self) -> np.ndarray:
         return np.bincount(self.data.episode, minlength=self.data.n_episodes)
 
-    def _step_costs(self, obs: np.ndarray, nxt: np.ndarray, c_learned: np.ndarray) -> np.ndarray:
-        """Per-step costs (E, M, C) of simulated steps: learned, surrogate and crash channels."""
-        ch = self.channels
-        cost = np.zeros((*obs.shape[:2], len(ch.names)))
-        for i, j in enumerate(ch.learned):
-            if j is not None:
-                cost[..., i] = c_learned[..., j]
-        if self.data.surrogate is not None:
-            sur = self.data.surrogate.costs(obs.reshape(-1, obs.shape[-1])).reshape(*obs.shape[:2], -1)
-            for i, j in enumerate(ch.surrogate):
-                if j is not None:
-                    cost[..., i] = sur[..., j]
-            for name, hit in self._crashes(nxt, obs).items():
-                if name in ch.names:
-                    i = ch.names.index(name)
-                    cost[..., i] = 1 - (1 - cost[..., i]) * (1 - hit.astype(np.float64))
-        return cost
+
+#: Channels whose logged events the danger check replays.
+CRASH_CHANNELS = ("collision", "off_road")
 
 
-class _FirstMember:
+def event_rows(data: EvalData, channel: int) -> np.ndarray:
+    """Rows of logged events on a cost channel: the first row of each run of events (a crash
+    that ended its episode is a run of one)."""
+    hit = data.costs[:, channel] > 0
+    onset = hit & ~np.r_[False, hit[:-1] & (data.episode[1:] == data.episode[:-1])]
+    return np.flatnonzero(onset)
+
+
+def fit_driving_model(
+    data: EvalData,
+    config: ModelConfig,
+    weights: np.ndarray,
+    crash_rules: tuple[str, ...],
+    *,
+    seed: int,
+    on_step: Callable[[int, float], None] | None = None,
+) -> DrivingModel:
+    """Fit the learned part of a log's world: every cost channel not computed is learned, the
+    computed pose features are given, the crashes the rules explain are left out."""
+    explained = explained_events(data, crash_rules)
+    computed = {*data.surrogate_names, *data.geometry_names, *explained}
+    learned = [c for c in data.cost_names if c not in computed]
+    return DrivingModel.fit(
+        data,
+        config,
+        weights,
+        seed=seed,
+        learned=learned,
+        explained=explained,
+        computed=data.geometry.spec.columns if data.geometry is not None else [],
+        on_step=on_step,
+    )
+
+
+def _first_member(model: DrivingModel) -> DrivingModel:
     """A driving model's first ensemble member alone (a cheaper pass for per-row figures)."""
+    import copy
 
-    def __init__(self, model: DrivingModel) -> None:
-        import copy
+    import torch
 
-        import torch
-
-        self._m = copy.copy(model)
-        net = copy.deepcopy(model.net)
-        with torch.no_grad():
-            for p in net.parameters():
-                p.data = p.data[:1].clone()
-        net.heads = 1
-        self._m.net = net
-
-    def step(self, *args):
-        return self._m.step(*args)
+    one = copy.copy(model)
+    net = copy.deepcopy(model.net)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.data = p.data[:1].clone()
+    net.heads = 1
+    one.net = net
+    one.config = replace(model.config, heads=1)
+    return one

@@ -65,6 +65,27 @@ def markdown(report: dict) -> str:
             f"| {md(p['name'])} | {_f(v['estimate'])} | {_f(v['lower'])} | {_f(v['upper'])} | "
             f"{100 * p['coverage']:.1f} % | {costs} |"
         )
+    est = report.get("estimator", {})
+    if est.get("channels"):
+        lines += [
+            "",
+            "## How each cost channel was obtained",
+            "",
+            f"Value: {md(est.get('chosen', '-'))} ({md(est.get('rule', ''))}).",
+            "",
+            "| channel | how | headline estimator | danger check on logged events |",
+            "|---|---|---|---|",
+        ]
+        how = report.get("channels", {})
+        for c, ch in est["channels"].items():
+            kind = how.get(c, {})
+            lines.append(
+                f"| {md(c)} | {md(kind.get('kind', '-'))}: {md(kind.get('how', ''))} | {md(ch['chosen'])} | "
+                f"{md(ch['status'])} |"
+            )
+        geo = report.get("geometry", {})
+        if geo.get("available") is False:
+            lines += ["", f"No road geometry: {md(geo.get('reason', ''))}; the crash channels are learned."]
     lines += [
         "",
         "## Estimators",

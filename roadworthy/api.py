@@ -57,11 +57,13 @@ def fit(
     block_steps: int = 0,
     epochs: int | None = None,
     seed: int = 0,
+    driving: bool = True,
     overwrite: bool = False,
     on_rows: Progress = None,
     on_stage: Stage = None,
 ) -> BehaviorFit:
-    """Fit the behaviour density model, p(action | state) and p(state), with calibrated OOD thresholds.
+    """Fit the behaviour density model, p(action | state) and p(state), with calibrated OOD thresholds,
+    and (``driving``) the learned driving model that :func:`evaluate` and :func:`gate` reuse.
 
     Parameters
     ----------
@@ -74,10 +76,14 @@ def fit(
     alpha : float
         False-alarm rate of the flags on logged behaviour (a share of rows).
     seed : int
-        Seed of the calibration split and of training.
+        Seed of the calibration split and of training; also of the driving model's
+        bootstrap resamples (an evaluation with another seed refits it).
+    driving : bool
+        Also fit the learned driving model with the evaluation's default settings and
+        save it in ``out/driving`` (needs ``out``).
     """
     from roadworthy.data.dataset import scan_logs
-    from roadworthy.data.writer import guard_output
+    from roadworthy.data.writer import guard_output, staging_dir
     from roadworthy.density.behavior import BehaviorConfig, BehaviorModel
 
     guard_output(out, inputs=[logs], overwrite=overwrite, folder=True, option="--output")
@@ -98,8 +104,16 @@ def fit(
     )
     config.validate()
     fitted = BehaviorModel.fit(scan_logs(logs), config, on_rows=on_rows, on_stage=on_stage)
-    path = None if out is None else fitted.save(out)
-    return BehaviorFit(fitted, path)
+    if out is None:
+        return BehaviorFit(fitted, None)
+    with staging_dir(out) as staging:
+        fitted.save(staging)
+        if driving:
+            from roadworthy.evaluator.evaluate_config import EvaluateConfig
+            from roadworthy.evaluator.model_io import driving_path, fit_and_save_driving
+
+            fit_and_save_driving(logs, driving_path(staging), EvaluateConfig(seed=seed), on_stage=on_stage)
+    return BehaviorFit(fitted, Path(out))
 
 
 def score(

@@ -23,6 +23,8 @@ from roadworthy.data.carla.features import (
     ACTION_HIGH,
     ACTION_LOW,
     ACTION_NAMES,
+    ACTOR_RANGE,
+    N_ACTORS,
     OBS_NAMES,
     FrameBatch,
     compute_features,
@@ -39,9 +41,33 @@ OPTIONAL = ("collision", "off_road", "disengagement", "behavior_logp", "x", "y",
 FRAME = "CARLA (left-handed: x east, y south, z up), metres; yaw in rad"
 
 
+#: The hero's pose features (``data.geometry``): the kinematics are fitted to each log.
+GEOMETRY = {
+    "handedness": "left",
+    "vehicle": {"length_m": 4.5, "width_m": 2.0},
+    "off_road": "centre",
+    "features": {
+        "speed": "speed_mps",
+        "accel": "accel_mps2",
+        "lane_offset": "lane_offset_m",
+        "heading_error": "heading_error_rad",
+        "lane_type": {t: f"lane_{t}" for t in ("driving", "sidewalk", "shoulder", "parking")},
+        "lane_type_other": "lane_other_or_none",
+    },
+}
+#: The four nearest actors, in the hero's frame (``data.contacts``).
+CONTACTS = {
+    "vehicle_m": [4.5, 2.0],
+    "absent_dx_m": ACTOR_RANGE,
+    "actors": [{"dx": f"actor{k}_dx_m", "dy": f"actor{k}_dy_m"} for k in range(N_ACTORS)],
+}
+
+
 def carla_metadata(dt: float, extra: dict | None = None) -> LogMetadata:
     """Schema metadata of logs made from CARLA (replays and live runs alike)."""
     info = {"simulator": json.dumps("carla"), "frame": json.dumps(FRAME)}
+    info["geometry"] = json.dumps(GEOMETRY)
+    info["contacts"] = json.dumps(CONTACTS)
     for k, v in (extra or {}).items():
         info[k] = json.dumps(v)
     return LogMetadata(OBS_NAMES, ACTION_NAMES, ACTION_LOW, ACTION_HIGH, dt, extra=info)

@@ -19,13 +19,23 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from roadworthy.data.contacts import META_KEY as CONTACTS_KEY
 from roadworthy.data.errors import UsageError
+from roadworthy.data.geometry import KINEMATICS_KEY
+from roadworthy.data.geometry import META_KEY as GEOMETRY_KEY
 from roadworthy.data.roads import road_table, roads_path, write_roads
 from roadworthy.data.schema import LogMetadata, arrow_schema
 from roadworthy.data.sim.drivers import ACTION_HIGH, ACTION_LOW
 from roadworthy.data.sim.episodes import EpisodeRecord, FleetConfig, FleetController, run_episode
-from roadworthy.data.sim.features import ACTION_NAMES, OBS_NAMES, SENSOR_RANGE
-from roadworthy.data.sim.highway import REWARD_RANGE, HighwayConfig, HighwaySim
+from roadworthy.data.sim.features import (
+    ACTION_NAMES,
+    LANE_WIDTH,
+    OBS_NAMES,
+    SENSOR_RANGE,
+    VEHICLE_LENGTH,
+    VEHICLE_WIDTH,
+)
+from roadworthy.data.sim.highway import MAX_SPEED, REWARD_RANGE, HighwayConfig, HighwaySim
 from roadworthy.data.surrogates import META_KEY as SURROGATE_KEY
 from roadworthy.data.writer import LogWriter, guard_output, staging_dir
 
@@ -36,9 +46,51 @@ SAFETY_FEATURES = {
     "lead_gap": "lead_gap_m",
     "lead_rel_speed": "lead_rel_speed_mps",
     "no_lead_gap": SENSOR_RANGE,
-    "road_edges": ["dist_left_edge_m", "dist_right_edge_m"],
+}
+#: Where the other vehicles are: the six lane slots of the features (``data.contacts``).
+CONTACTS = {
+    "vehicle_m": [VEHICLE_LENGTH, VEHICLE_WIDTH],
+    "lane_offset": "lane_offset_m",
+    "heading_error": "heading_error_rad",
+    "absent_gap_m": SENSOR_RANGE,
+    "slots": [
+        {
+            "gap": f"{prefix}{slot}_gap_m",
+            "rel_speed": f"{prefix}{slot}_rel_speed_mps",
+            "position": "ahead" if slot == "lead" else "behind",
+            "lateral_m": lateral,
+        }
+        for prefix, lateral in (("", 0.0), ("left_", -LANE_WIDTH), ("right_", LANE_WIDTH))
+        for slot in ("lead", "follow")
+    ],
 }
 FRAME = "left-handed: x along the road, y to the right of travel, metres; yaw in rad, positive turns right"
+#: The ego's pose features, box and off-road rule (``data.geometry``, contract v1.1 proposal).
+GEOMETRY = {
+    "handedness": "left",
+    "vehicle": {"length_m": VEHICLE_LENGTH, "width_m": VEHICLE_WIDTH},
+    "off_road": "centre",
+    "features": {
+        "speed": "speed_mps",
+        "lane_offset": "lane_offset_m",
+        "heading_error": "heading_error_rad",
+        "left_edge": "dist_left_edge_m",
+        "right_edge": "dist_right_edge_m",
+        "has_left_lane": "has_left_lane",
+        "has_right_lane": "has_right_lane",
+    },
+}
+#: highway-env's ego: a kinematic bicycle referenced at its centre (``Vehicle.step``), the
+#: actions being the acceleration and the steering angle themselves.
+KINEMATICS = {
+    "model": "bicycle",
+    "wheelbase_m": VEHICLE_LENGTH,
+    "rear_m": VEHICLE_LENGTH / 2,
+    "accel": "accel_mps2",
+    "steer": "steer_rad",
+    "min_speed_mps": 0.0,
+    "max_speed_mps": MAX_SPEED,
+}
 
 
 def log_metadata(config: HighwayConfig, extra: dict | None = None) -> LogMetadata:
@@ -46,6 +98,9 @@ def log_metadata(config: HighwayConfig, extra: dict | None = None) -> LogMetadat
     info = {"simulator": json.dumps("highway-env"), "reward_range": json.dumps(list(REWARD_RANGE))}
     info["frame"] = json.dumps(FRAME)
     info[SURROGATE_KEY] = json.dumps(SAFETY_FEATURES)
+    info[GEOMETRY_KEY] = json.dumps(GEOMETRY)
+    info[CONTACTS_KEY] = json.dumps(CONTACTS)
+    info[KINEMATICS_KEY] = json.dumps(KINEMATICS)
     for k, v in (extra or {}).items():
         info[k] = json.dumps(v)
     return LogMetadata(

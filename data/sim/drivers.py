@@ -81,6 +81,19 @@ class DriverParams:
     blind_spot : float
         When > 0, vehicles in the side lanes that are alongside or less than this far
         behind are invisible to the lane choice: a driver with no blind-spot check, m.
+    drift_rate : float
+        When > 0, the lateral loop ignores the lane position and holds this sideways
+        speed to the right instead: a slow, steady drift across the lanes and off the
+        road, m/s.
+    accept_gap : float
+        When > 0, a lane change is admissible whenever both gaps in the target lane
+        exceed this many metres, whatever the closing speeds and the braking it imposes
+        on the new follower, and the target lane is judged as if free: a driver who
+        squeezes into gaps that are too small, m.
+    heading_feedback : float
+        Share of the heading error fed back into the heading command. Above 1 the
+        lateral loop has negative damping: every lane change starts a weave that grows
+        (a mis-tuned steering controller).
     """
 
     desired_speed: float = 28.0
@@ -103,6 +116,9 @@ class DriverParams:
     glitch_rate: float = 0.0
     glitch_steer: float = 0.25
     blind_spot: float = 0.0
+    drift_rate: float = 0.0
+    accept_gap: float = 0.0
+    heading_feedback: float = 0.0
 
     def to_dict(self) -> dict[str, float]:
         """Plain dictionary of the parameters."""
@@ -165,7 +181,9 @@ def _side_incentive(xp: Any, p: DriverParams, obs: Any, side: str, a_cur: Any) -
     lead_present = _bool(xp, lead_gap < SENSOR_RANGE - 1e-3)
     fol_present = _bool(xp, fol_gap < SENSOR_RANGE - 1e-3)
 
-    a_new = idm_accel(xp, p, v, lead_gap, -lead_rel, lead_present)
+    # A gap squeezer judges the target lane as if it were free once the gaps exceed accept_gap.
+    seen = lead_present * _bool(xp, lead_gap <= p.accept_gap) if p.accept_gap > 0 else lead_present
+    a_new = idm_accel(xp, p, v, lead_gap, -lead_rel, seen)
     v_fol = v + fol_rel
     # The new follower, once we are its leader, and before, behind the side lead.
     fol_new = idm_accel(xp, p, v_fol, fol_gap, fol_rel, fol_present)
@@ -173,6 +191,8 @@ def _side_incentive(xp: Any, p: DriverParams, obs: Any, side: str, a_cur: Any) -
     bias = p.keep_right_bias if side == "right" else -p.keep_right_bias
     incentive = a_new - a_cur + p.politeness * fol_present * (fol_new - fol_old) + bias
     safe = _bool(xp, fol_present * fol_new > -p.safe_decel) * _bool(xp, lead_gap > 0.0) * _bool(xp, fol_gap > 0.0)
+    if p.accept_gap > 0:
+        safe = _bool(xp, lead_gap > p.accept_gap) * _bool(xp, fol_gap > p.accept_gap)
     ok = has_lane * safe * _bool(xp, incentive > p.lane_change_threshold)
     return incentive, ok
 
@@ -230,8 +250,10 @@ def driver_action(xp: Any, p: DriverParams, obs: Any) -> Any:
     # Cascaded lateral control: lateral speed -> heading -> yaw rate -> steering.
     speed = xp.maximum(v, 0.0 * v + 1.0)
     lat_speed = -(lane_offset - target) / p.lateral_time_constant
+    if p.drift_rate > 0:
+        lat_speed = 0.0 * lat_speed + p.drift_rate
     heading_cmd = xp.asin(xp.clip(lat_speed / speed, -1.0, 1.0))
-    heading_ref = xp.clip(heading_cmd, -p.max_heading, p.max_heading)
+    heading_ref = xp.clip(heading_cmd + p.heading_feedback * heading_error, -p.max_heading, p.max_heading)
     yaw_rate = (heading_ref - heading_error) / p.heading_time_constant
     slip = xp.asin(xp.clip(VEHICLE_LENGTH / 2.0 / speed * yaw_rate, -1.0, 1.0))
     steer = xp.atan(2.0 * xp.tan(slip))

@@ -19,6 +19,7 @@ import numpy as np
 SENSOR_RANGE = 100.0  # m
 LANE_WIDTH = 4.0  # m, highway-env's StraightLane.DEFAULT_WIDTH
 VEHICLE_LENGTH = 5.0  # m, highway-env's Vehicle.LENGTH
+VEHICLE_WIDTH = 2.0  # m, highway-env's Vehicle.WIDTH
 #: A vehicle counts as in a lane when its centre is within half a lane width plus
 #: this margin of the lane centre, so a car half-way through a lane change shows
 #: up in both lanes (highway-env's IDM uses the same margin).

@@ -207,6 +207,47 @@ BENCHMARK: tuple[tuple[ExamplePolicy, str], ...] = (
         ),
         "reporting",
     ),
+    # Kinds of danger added for issue 20, none of them like a tuning policy. The three
+    # drifts differ only in their rate (half, once and twice 0.2 m/s sideways).
+    (
+        ExamplePolicy("drift-slow", _AP.replace(drift_rate=0.1), "drifts right at 0.1 m/s, off the road", unsafe=True),
+        "reporting",
+    ),
+    (
+        ExamplePolicy("drift", _AP.replace(drift_rate=0.2), "drifts right at 0.2 m/s, off the road", unsafe=True),
+        "reporting",
+    ),
+    (
+        ExamplePolicy("drift-fast", _AP.replace(drift_rate=0.4), "drifts right at 0.4 m/s, off the road", unsafe=True),
+        "reporting",
+    ),
+    (
+        ExamplePolicy(
+            "squeezer",
+            _AP.replace(accept_gap=4.0, politeness=0.0, desired_speed=31.0),
+            "changes lanes into any gap over 4 m, whatever the closing speeds",
+            unsafe=True,
+        ),
+        "reporting",
+    ),
+    (
+        ExamplePolicy(
+            "creeper",
+            _AP.replace(desired_speed=45.0, max_accel=0.8, time_headway=0.6, min_gap=4.0, max_brake=2.0),
+            "creeps up to 40 m/s, past any speed of the fleet, at a headway that does not grow with it",
+            unsafe=True,
+        ),
+        "reporting",
+    ),
+    (
+        ExamplePolicy(
+            "oscillator",
+            _AP.replace(heading_feedback=1.1),
+            "steering loop with negative damping: every lane change starts a weave that grows",
+            unsafe=True,
+        ),
+        "reporting",
+    ),
 )
 
 

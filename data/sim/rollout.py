@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from roadworthy.data.errors import UsageError
+from roadworthy.data.geometry import EgoGeometry
 from roadworthy.data.policy import OnnxPolicy
+from roadworthy.data.road_geometry import RoadGeometry
 from roadworthy.data.roads import road_table, roads_path, write_roads
 from roadworthy.data.schema import arrow_schema
 from roadworthy.data.sim.collect import FRAME, OPTIONAL, default_workers, episode_table, log_metadata, simulate_many
@@ -108,8 +110,9 @@ def rollout_highway(
 
     meta = log_metadata(config)
     spec = SurrogateSpec.from_metadata(meta.extra, meta.obs_names)
+    geo = road_geometry(config)
     per: list[dict[str, list]] = [
-        {"ret": [], "steps": [], "speed": [], **{c: [] for c in (*COSTS, *SURROGATES)}} for _ in names
+        {"ret": [], "steps": [], "speed": [], **{c: [] for c in (*COSTS, *SURROGATES, "lane_departure")}} for _ in names
     ]
     records = simulate_many(jobs, _init_worker, (config, [str(p) for p in policies]), _simulate, workers)
 
@@ -121,6 +124,7 @@ def rollout_highway(
         surrogate = spec.costs(np.asarray(rec.obs))
         for j, c in enumerate(SURROGATES):
             acc[c].append(rec.discounted(surrogate[:, j], gamma))
+        acc["lane_departure"].append(rec.discounted(lane_departures(geo, rec.pose), gamma))
         acc["steps"].append(len(rec))
         acc["speed"].append(float(np.mean([p[3] for p in rec.pose])))
         if on_episode:
@@ -132,6 +136,20 @@ def rollout_highway(
     else:
         _rollout_to_log(Path(out), config, seed, zip(jobs, records, strict=True), tally)
     return _report(config, episodes, gamma, seed, loaded, policies, per)
+
+
+def road_geometry(config: HighwayConfig) -> EgoGeometry:
+    """The simulator's road and ego kinematics, as an evaluator sees them in its logs."""
+    meta = log_metadata(config)
+    road = RoadGeometry.from_table(road_table(config.map_name, HighwaySim(config).lane_polylines()))
+    return EgoGeometry.from_roads({config.map_name: road}, meta.extra, meta.obs_names, meta.action_names, config.dt)
+
+
+def lane_departures(geo: EgoGeometry, poses) -> np.ndarray:
+    """Per step (0/1): a corner of the car over the road's edge (``data.geometry``), from logged poses."""
+    pose = np.asarray(poses, dtype=np.float64).reshape(-1, 4)
+    _, q = geo.observe(pose, np.zeros(len(pose), dtype=np.int64))
+    return geo.events(pose, q)["lane_departure"].astype(np.float64)
 
 
 def _rollout_to_log(out: Path, config: HighwayConfig, seed: int, pairs, tally) -> None:
@@ -170,8 +188,9 @@ def _report(config, episodes, gamma, seed, loaded, policies, per) -> dict:
                 "stochastic": pol.stochastic,
                 "value": mc_summary(acc["ret"]),
                 "costs": {c: mc_summary(acc[c]) for c in COSTS},
-                # Surrogate safety measures (data.surrogates): discounted counts of risky steps.
-                "surrogates": {c: mc_summary(acc[c]) for c in SURROGATES},
+                # Surrogate safety measures (data.surrogates) and lane departures (data.geometry):
+                # discounted counts of risky steps.
+                "surrogates": {c: mc_summary(acc[c]) for c in (*SURROGATES, "lane_departure")},
                 "episode_rates": {
                     **{f"{c}_episodes": float(np.mean(np.asarray(acc[c]) > 0)) for c in COSTS},
                     "mean_steps": float(np.mean(acc["steps"])),
@@ -180,7 +199,7 @@ def _report(config, episodes, gamma, seed, loaded, policies, per) -> dict:
                 "returns": [float(r) for r in acc["ret"]],
                 # Per-episode discounted costs: rollouts with the same seed start from the same
                 # traffic, so two policies' figures can be compared episode by episode.
-                "episode_costs": {c: [float(x) for x in acc[c]] for c in (*COSTS, *SURROGATES)},
+                "episode_costs": {c: [float(x) for x in acc[c]] for c in (*COSTS, *SURROGATES, "lane_departure")},
             }
         )
     return report

@@ -57,10 +57,17 @@ def fit(
     ] = 0,
     epochs: Annotated[int | None, typer.Option(help="Training epochs of the mdn (default 40).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split and of training.")] = 0,
+    driving: Annotated[
+        bool,
+        typer.Option(
+            "--driving-model/--no-driving-model",
+            help="Also fit the learned driving model that evaluate and gate reuse with --model.",
+        ),
+    ] = True,
     json_out: JsonOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Fit the behaviour density model on logs, with calibrated OOD thresholds."""
+    """Fit the behaviour density model on logs, with calibrated OOD thresholds, and the driving model."""
     from roadworthy import api
     from roadworthy.data.dataset import scan_logs
 
@@ -79,6 +86,7 @@ def fit(
             block_steps=block_steps,
             epochs=epochs,
             seed=seed,
+            driving=driving,
             overwrite=overwrite,
             on_rows=advance,
             on_stage=stage_printer(),

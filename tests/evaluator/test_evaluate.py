@@ -83,7 +83,13 @@ def test_model_based_report_follows_the_contract(model_report):
     # The rule itself is tested on exact inputs in test_headline.py; the tiny model here is too rough.
     assert sel["chosen"] == "model" and "fixed by the configuration" in sel["rule"]
     check = sel["held_out"]["model"]
-    assert np.isfinite(check["relative_error"]) and check["closed_loop"] is True
+    assert np.isfinite(check["relative_error"]) and check["anchor_steps"] == 10  # 2 s at 5 Hz
+    # Which channels were computed and which learned, and each crash channel's danger check.
+    assert model_report["channels"]["off_road"]["kind"] == "computed"
+    assert model_report["channels"]["collision"]["kind"] == "computed"
+    assert model_report["channels"]["disengagement"]["kind"] == "learned"
+    assert model_report["geometry"]["kinematics"]["source"] == "declared"
+    assert set(sel["channels"]["off_road"]["danger_check"]) <= {"model", "fqe"}
     kept = check["kept_members"]
     assert len(kept) == 3  # screening never keeps fewer than three members
     for p in model_report["policies"]:

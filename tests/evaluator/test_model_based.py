@@ -8,7 +8,8 @@ import pytest
 from roadworthy.evaluator.fqe import episode_bootstrap
 from roadworthy.evaluator.logdata import EvalData
 from roadworthy.evaluator.model_based import DrivingModel, ModelConfig
-from roadworthy.evaluator.model_rollout import Channels, RolloutSettings, simulate
+from roadworthy.evaluator.model_rollout import RolloutSettings, simulate
+from roadworthy.evaluator.world import World
 
 
 def linear_log(n_episodes=150, horizon=20, seed=0, a_mat=None, b_mat=None, noise=0.02) -> EvalData:
@@ -17,8 +18,9 @@ def linear_log(n_episodes=150, horizon=20, seed=0, a_mat=None, b_mat=None, noise
     a_mat = np.array([[0.9, 0.1], [0.0, 0.8]]) if a_mat is None else a_mat
     b_mat = np.array([[0.5], [-0.3]]) if b_mat is None else b_mat
     obs, act, nxt = [], [], []
-    for _ in range(n_episodes):
-        s = rng.normal(size=2)
+    for i in range(n_episodes):
+        # The first episode starts at (1, 0): the closed-form tests start there.
+        s = np.array([1.0, 0.0]) if i == 0 else rng.normal(size=2)
         for _ in range(horizon):
             a = rng.normal(size=1)
             s2 = a_mat @ s + b_mat @ a + noise * rng.normal(size=2)
@@ -106,15 +108,13 @@ def test_rollout_of_a_policy_matches_the_closed_form_value(fitted):
         truth += gamma**t * s[0]
         s = a_mat @ s
     res = simulate(
-        model,
+        World(model, data),
         lambda obs, t: np.zeros((len(obs), 1)),
-        np.array([[1.0, 0.0]]),
+        np.array([0]),
         np.array([horizon]),
         gamma=gamma,
         reward_range=data.reward_range,
         shortfall=lambda o, a: (np.zeros(len(o)), np.zeros(len(o))),
-        channels=Channels([], [], [], np.zeros(0, bool), np.zeros(0), np.zeros(0)),
-        surrogate_costs=None,
         settings=RolloutSettings(particles=4),
         seed=0,
     )
@@ -129,15 +129,13 @@ def test_pessimism_grows_with_how_far_and_how_often_decisions_leave_the_support(
 
     def run(z):
         return simulate(
-            model,
+            World(model, data),
             lambda obs, t: np.zeros((len(obs), 1)),
-            np.array([[1.0, 0.0]]),
+            np.array([0]),
             np.array([20]),
             gamma=0.95,
             reward_range=data.reward_range,
             shortfall=lambda o, a: (np.full(len(o), z), np.zeros(len(o))),
-            channels=Channels([], [], [], np.zeros(0, bool), np.zeros(0), np.zeros(0)),
-            surrogate_costs=None,
             settings=RolloutSettings(particles=1),
             seed=0,
         )
@@ -184,15 +182,13 @@ def test_aa_gate_on_identical_policies_passes_and_a_worse_one_fails(fitted):
 
     def run(a: float):
         return simulate(
-            model,
+            World(model, data),
             lambda obs, t: np.full((len(obs), 1), a),
-            np.array([[1.0, 0.0]]),
+            np.array([0]),
             np.array([20]),
             gamma=0.95,
             reward_range=data.reward_range,
             shortfall=lambda o, x: (np.zeros(len(o)), np.zeros(len(o))),
-            channels=Channels([], [], [], np.zeros(0, bool), np.zeros(0), np.zeros(0)),
-            surrogate_costs=None,
             settings=RolloutSettings(particles=4),
             seed=0,
         )
