@@ -124,20 +124,6 @@ def accuracy(report: dict, tt: dict, names: list[str], unsafe: set[str]) -> dict
                 )
     safe = [n for n in names if n not in unsafe]
     bad = [n for n in names if n in unsafe]
-    # Per channel: every policy unsafe on it (truth above the largest safe truth) estimated above every safe one.
-    ranks = {}
-    for c in CHANNELS_RANKED:
-        if not all(c in by[n]["costs"] and c in tt[n] for n in names):
-            continue
-        t_c = {n: float(tt[n][c].mean()) for n in names}
-        worst_safe = max((t_c[n] for n in safe), default=0.0)
-        unsafe_on = [n for n in bad if t_c[n] > worst_safe + 0.01]
-        if unsafe_on and safe:
-            est = {n: by[n]["costs"][c]["estimate"] for n in names}
-            ranks[c] = {
-                "unsafe": unsafe_on,
-                "above_every_safe": bool(min(est[n] for n in unsafe_on) > max(est[n] for n in safe)),
-            }
     off_ratio = {
         n: by[n]["costs"]["off_road"]["estimate"] / float(tt[n]["off_road"].mean())
         for n in names
@@ -156,7 +142,6 @@ def accuracy(report: dict, tt: dict, names: list[str], unsafe: set[str]) -> dict
         if bad and safe
         else None,
         "max_interval_width_share_fully_covered": float(max((hi - lo)[full]) / spread) if full else None,
-        "unsafe_above_safe_per_channel": ranks,
         "off_road_estimate_over_truth": off_ratio,
         "off_road_within_factor_2": bool(all(0.5 <= r <= 2.0 for r in off_ratio.values())) if off_ratio else None,
         "safe_value_relative_error": safe_rel,
@@ -164,6 +149,26 @@ def accuracy(report: dict, tt: dict, names: list[str], unsafe: set[str]) -> dict
         "fully_covered": [names[i] for i in full],
         "true_value_spread": spread,
     }
+
+
+def ranks_by_channel(run: dict) -> dict:
+    """Per cost channel: is every candidate unsafe *on that channel* (its true difference from the
+    baseline beyond the gate's margin) estimated above every acceptable candidate?"""
+    cands = run["candidates"]
+    safe = [c for c, x in cands.items() if x["truth"]["acceptable"]]
+    out = {}
+    for ch in CHANNELS_RANKED:
+        bad = [c for c, x in cands.items() if x["truth"]["checks"].get(ch) is False]
+        if not bad or not safe or not all(ch in x["costs"] for x in cands.values()):
+            continue
+        est = {c: x["costs"][ch]["estimate"] for c, x in cands.items()}
+        out[ch] = {
+            "unsafe": bad,
+            "above_every_safe": bool(min(est[c] for c in bad) > max(est[c] for c in safe)),
+            "lowest_unsafe": min(est[c] for c in bad),
+            "highest_safe": max(est[c] for c in safe),
+        }
+    return out
 
 
 def run_log(seed: int, n: int, names: list[str], paths: dict, config, gate_cfg, tt: dict, unsafe: set[str]) -> dict:
@@ -243,6 +248,7 @@ def run_log(seed: int, n: int, names: list[str], paths: dict, config, gate_cfg, 
         "checks": {c["id"]: {"observed": c["observed"], "threshold": c["threshold"]} for c in vb["checks"]},
     }
     out["accuracy"] = accuracy(report, tt, [BASELINE, *names], unsafe)
+    out["accuracy"]["unsafe_above_safe_per_channel"] = ranks_by_channel(out)
     out["report"] = {
         p["name"]: {
             "value": p["value"],
@@ -302,6 +308,10 @@ def summarize(runs: list[dict], bt: dict) -> dict:
                 k: float(np.mean([r["accuracy"][k] for r in rs if r["accuracy"][k] is not None])) for k in keys
             },
             "unsafe_above_safe_all_logs": all(r["accuracy"]["unsafe_crash_upper_above_every_safe"] for r in rs),
+            "unsafe_estimate_above_every_safe_on_its_channel": {
+                ch: all(v["above_every_safe"] for r in rs for c, v in ranks_by_channel(r).items() if c == ch)
+                for ch in CHANNELS_RANKED
+            },
             "evaluate_seconds_mean": float(np.mean([r["seconds"]["evaluate"] for r in rs])),
             "evaluate_seconds_per_policy_mean": float(np.mean([r["seconds"]["evaluate_per_policy"] for r in rs])),
             "cost_bounds_hold_all_logs": float(np.mean([r["accuracy"]["cost_upper_bounds_hold"] for r in rs])),

@@ -77,7 +77,7 @@ def replay_run(run: dict, cfg) -> dict:
 
 def rewrite(files: list[Path], cfg, out: Path) -> dict:
     """Merge runs and redo their verdicts and summary under ``cfg``; write ``out`` atomically."""
-    from bench_gate import behaviour_truth, summarize
+    from bench_gate import behaviour_truth, danger_seen, ranks_by_channel, summarize
 
     from roadworthy.evaluator.gate import verdict
 
@@ -96,6 +96,13 @@ def rewrite(files: list[Path], cfg, out: Path) -> dict:
                 c["id"]: {"observed": c["observed"], "threshold": c["threshold"], "mean": c.get("mean_difference")}
                 for c in v["checks"]
             }
+            by_channel = {
+                c["id"].split(".", 1)[1]: {"failed": not c["passed"], "mean_beyond": bool(c.get("mean_beyond_margin"))}
+                for c in v["checks"]
+                if c["id"].startswith("cost_non_inferiority.")
+            }
+            stored["danger"] = danger_seen({"checks": by_channel}, stored["truth"])
+        run["accuracy"]["unsafe_above_safe_per_channel"] = ranks_by_channel(run)
         run["aa_passed"] = verdict(rep, BASELINE, BASELINE, cfg)["passed"]
         vb = verdict(rep, BASELINE, "behavior", cfg)
         run["clone_vs_behavior"] = {

@@ -169,6 +169,7 @@ class DrivingModel:
         events = self._events(data, rows, learned, explained)
         reward = data.reward[rows]
         cont = ~data.terminal[rows]
+        self.reward_range = tuple(float(v) for v in data.reward_range)
         self.reward_mean = float(reward[cont].mean()) if cont.any() else 0.0
         self.reward_std = float(reward[cont].std() + 1e-6) if cont.any() else 1.0
         z = (target - self.delta_mean) / self.delta_std
@@ -500,7 +501,9 @@ class DrivingModel:
     def _outputs(self, nxt, r, ev):
         out = np.where(self.binary, 1.0 / (1.0 + np.exp(-ev)), ev * self.event_scale)
         out[..., ~self.binary] = np.maximum(out[..., ~self.binary], 0.0)
-        return nxt, r * self.reward_std + self.reward_mean, out[..., 0], out[..., 1:]
+        # A learned reward never leaves the log's (declared) reward range.
+        reward = np.clip(r * self.reward_std + self.reward_mean, *self.reward_range)
+        return nxt, reward, out[..., 0], out[..., 1:]
 
     def _step_mixture(self, obs, act, u_component, normals, known, history=None):
         """:meth:`step` of the joint-mixture dynamics: one network pass per step."""

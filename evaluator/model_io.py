@@ -26,7 +26,7 @@ from roadworthy.evaluator.model_based import DrivingModel, ModelConfig
 FORMAT = "roadworthy-driving-model"
 FOLDER = "driving"
 #: Bumped whenever what a fitted model means changes (its inputs, its targets): an older one is refitted.
-MODEL_VERSION = 9
+MODEL_VERSION = 10
 _ARRAYS = (
     "obs_mean",
     "obs_std",
@@ -96,6 +96,7 @@ def save_driving(model: DrivingModel, folder: str | Path, key: dict, checks: dic
         "computed": [int(j) for j in model.computed],
         "reward_mean": model.reward_mean,
         "reward_std": model.reward_std,
+        "reward_range": list(model.reward_range),
         "terminal_reward": model.terminal_reward,
         "terminal_share": model.terminal_share,
         "losses": [float(x) for x in model.losses],
@@ -132,6 +133,7 @@ def load_driving(folder: str | Path) -> tuple[DrivingModel, dict, dict]:
         )
         for k in ("reward_mean", "reward_std", "terminal_reward"):
             setattr(model, k, float(meta[k]))
+        model.reward_range = tuple(float(v) for v in meta["reward_range"])
         model.terminal_share = {str(k): float(v) for k, v in meta["terminal_share"].items()}
         model.losses = list(meta["losses"])
         slots = meta["slots"]

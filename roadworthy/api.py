@@ -106,14 +106,16 @@ def fit(
     fitted = BehaviorModel.fit(scan_logs(logs), config, on_rows=on_rows, on_stage=on_stage)
     if out is None:
         return BehaviorFit(fitted, None)
+    saved = None
     with staging_dir(out) as staging:
         fitted.save(staging)
         if driving:
             from roadworthy.evaluator.evaluate_config import EvaluateConfig
             from roadworthy.evaluator.model_io import driving_path, fit_and_save_driving
 
-            fit_and_save_driving(logs, driving_path(staging), EvaluateConfig(seed=seed), on_stage=on_stage)
-    return BehaviorFit(fitted, Path(out))
+            key = fit_and_save_driving(logs, driving_path(staging), EvaluateConfig(seed=seed), on_stage=on_stage)
+            saved = {"folder": str(driving_path(out)), "heads": key["heads"], "seed": key["seed"]}
+    return BehaviorFit(fitted, Path(out), saved)
 
 
 def score(

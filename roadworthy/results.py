@@ -60,10 +60,12 @@ class Validation(Result):
 
 @dataclass(frozen=True, repr=False)
 class BehaviorFit(Result):
-    """A fitted behaviour model (``model``, a BehaviorModel) and where it was saved (``path``)."""
+    """A fitted behaviour model (``model``, a BehaviorModel), where it was saved (``path``), and
+    the learned driving model saved beside it (``driving``: its folder and fit key), if any."""
 
     model: Any
     path: Path | None
+    driving: dict | None = None
 
     def _json(self) -> dict:
         from dataclasses import asdict
@@ -72,12 +74,14 @@ class BehaviorFit(Result):
             "model": None if self.path is None else str(self.path),
             "config": asdict(self.model.config),
             "summary": self.model.summary_,
+            "driving_model": self.driving,
         }
 
     def _line(self) -> str:
         s, c = self.model.summary_, self.model.config
         where = f", saved to {self.path}" if self.path else " (not saved)"
-        return f"{c.model} p(action | state) and {c.state_model} p(state) on {s['rows']['train']:,} rows{where}"
+        drv = " with the driving model" if self.driving else ""
+        return f"{c.model} p(action | state) and {c.state_model} p(state) on {s['rows']['train']:,} rows{where}{drv}"
 
 
 @dataclass(frozen=True, repr=False)

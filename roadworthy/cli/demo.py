@@ -9,7 +9,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from roadworthy.cli.common import handle_errors, progress, stdout, styled, table, write_json
+from roadworthy.cli.common import handle_errors, progress, stage_printer, stdout, styled, table, write_json
 
 DEMO_MARKER = ".roadworthy-demo"
 
@@ -210,11 +210,15 @@ def _fit_and_flag(logs: Path, model_dir: Path, policies: list[Path], seed: int, 
     from roadworthy.cli.density_commands import print_fit
     from roadworthy.data.policy import OnnxPolicy
     from roadworthy.density.behavior import BehaviorConfig, BehaviorModel
+    from roadworthy.evaluator.model_io import driving_path, fit_and_save_driving
 
     params = {"random_state": seed, **({"epochs": 5} if quick else {})}
     model = BehaviorModel.fit(logs, BehaviorConfig(seed=seed, model_params=params))
     model.save(model_dir)
     print_fit(model, console)
+    # The learned driving model beside it, as `roadworthy fit` saves it: the evaluation below and
+    # `roadworthy gate --model` reuse it.
+    fit_and_save_driving(logs, driving_path(model_dir), demo_config(seed, quick), on_stage=stage_printer())
     out = {"model": str(model_dir), "alpha": model.config.alpha, "logged": {}, "policies": {}}
     for t in model.iter_scores(logs):
         for src in set(t.column("source").to_pylist()):

@@ -94,6 +94,11 @@ def fit(
     console = result_console(json_out)
     print_fit(result.model, console)
     console.print(f"model written to {out}")
+    if result.driving:
+        console.print(
+            f"driving model ({result.driving['heads']} heads, seed {result.driving['seed']}) and FQE's held-out checks "
+            f"written to {result.driving['folder']}: evaluate and gate reuse them with --model"
+        )
     write_json(result.to_json(), json_out)
 
 

@@ -79,3 +79,21 @@ def test_learned_events_leave_out_what_the_rules_explain(world):
     assert explained["off_road"][off].all()  # every logged road departure follows from pose and map
     # Rule-computed crash channels are not learned at all: no fleet crash rate to charge.
     assert "off_road" not in w.model.learned and "collision" not in w.model.learned
+
+
+def test_without_a_map_the_crash_channels_are_learned_and_say_from_how_many_events(sim_logs, tmp_path):
+    import shutil
+
+    logs = tmp_path / "no-map"
+    shutil.copytree(sim_logs, logs, ignore=shutil.ignore_patterns("_maps"))
+    data = load_eval_data(logs)
+    assert data.geometry is None and "no road geometry of map 'highway-3lane'" in data.geometry_reason
+    assert "lane_departure" not in data.cost_names
+    w = episode_bootstrap(np.random.default_rng(0), SMALL.heads, data.n_episodes)
+    world = World(fit_driving_model(data, SMALL, w, ("collision", "off_road"), seed=0), data)
+    off = next(c for c in world.channels if c.name == "off_road")
+    assert off.kind == "learned" and f"learned from {off.events} logged event(s)" in off.how
+    assert "no road geometry" in off.how
+    # Contacts need no map: the collision channel stays computed.
+    assert next(c for c in world.channels if c.name == "collision").kind == "computed"
+    assert world.describe()["geometry"] == {"available": False, "reason": data.geometry_reason}
