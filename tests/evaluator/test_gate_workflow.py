@@ -20,8 +20,14 @@ pytest.importorskip("highway_env")
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / "docs" / "examples" / "roadworthy-gate.yml"
 # Small estimator settings so that the test fits in CI; the thresholds are the defaults.
+# Fitted Q evaluation as headline: on 12 episodes of 12 s the learned driving model's three
+# members disagree about the noisy candidate by several points, so the paired lower bound
+# (t with 2 degrees of freedom) cannot show non-inferiority. That is a fair "not enough
+# evidence" verdict, but this test is about the workflow; benchmarks/bench_gate.py
+# measures the default headline's power on realistic logs.
 GATE_TOML = """
 [evaluation]
+estimator = "fqe"
 heads = 3
 model_steps = 300
 steps_per_iteration = 10
