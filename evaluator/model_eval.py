@@ -117,7 +117,7 @@ class ModelEvaluator:
         if model is None:
             model = fit_driving_model(data, config, weights, settings.crash_rules, seed=seed, on_step=on_step)
         self.model = model
-        self.world = World(model, data, settings.crash_rules)
+        self.world = World(model, data, settings.crash_rules, settings.lane_change)
         self.support = Support.of(behavior, support_alpha)
         self.horizons = start_horizons(data)
         self.start_episode = data.episode[data.starts]
@@ -170,7 +170,7 @@ class ModelEvaluator:
         if data.n > max_rows:
             rows = np.sort(np.random.default_rng(self.seed).choice(data.n, max_rows, replace=False))
         act = self.policy_actions(policy)
-        world = World(_first_member(self.model), data, self.settings.crash_rules)
+        world = World(_first_member(self.model), data, self.settings.crash_rules, self.settings.lane_change)
         st = world.start(rows, 1)
         alive = np.ones((1, len(rows)))
         acc = np.zeros((1, len(rows), len(world.channels)))

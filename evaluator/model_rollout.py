@@ -134,6 +134,9 @@ class RolloutSettings:
     crash_rules : tuple of str
         Crash channels that computed rules detect (:mod:`roadworthy.evaluator.world`):
         ``collision`` from the gaps, ``off_road`` from the pose and the map.
+    lane_change : {"learned", "kinematic"}
+        How the ego's slots are refilled when it changes lanes
+        (:meth:`roadworthy.evaluator.world.World._follow_lane_change`).
     """
 
     hazard_estimate: float = 0.05
@@ -143,6 +146,7 @@ class RolloutSettings:
     state_weight: float = 0.0
     base_rate_outside: bool = False
     crash_rules: tuple[str, ...] = ("collision", "off_road")
+    lane_change: str = "learned"
 
 
 def simulate(

@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     from roadworthy.data.road_geometry import RoadQuery
 from roadworthy.evaluator.model_based import DrivingModel
 
+#: How the ego's slots are refilled when it changes lanes (see :meth:`World._follow_lane_change`).
+LANE_CHANGE = ("learned", "kinematic")
+
 #: Crash channels that a rule computed from the state can detect.
 CRASHES = ("collision", "off_road")
 
@@ -142,7 +145,16 @@ class World:
         Crash channels detected by computed rules (default both).
     """
 
-    def __init__(self, model: DrivingModel, data: EvalData, rule_crashes: tuple[str, ...] = CRASHES) -> None:
+    def __init__(
+        self,
+        model: DrivingModel,
+        data: EvalData,
+        rule_crashes: tuple[str, ...] = CRASHES,
+        lane_change: str = "learned",
+    ) -> None:
+        if lane_change not in LANE_CHANGE:
+            raise ValueError(f"lane_change must be one of {LANE_CHANGE}, got {lane_change!r}")
+        self.lane_change = lane_change
         self.model, self.data = model, data
         self.geometry = data.geometry
         self.surrogate = data.surrogate
@@ -229,18 +241,33 @@ class World:
         """Where the ego changed lanes this step, its slots hold the vehicles of the slots they now
         are (in place on ``nxt``, (E, M, D); ``prev``: the states a step before).
 
-        Each such vehicle moves on from where it was by its own speed (the other vehicles do not
-        answer to the ego's lane change; the ego's speed change is computed), and a slot that
-        looks into a lane the ego did not see before starts empty: the learned model draws any
-        vehicle that appears there in the steps that follow. The model's own draws at a lane
-        crossing are not used for these slots: the logs' slot features jump there (a vehicle
-        changes slot), and a mixture of such jumps placed vehicles on top of the ego.
+        ``lane_change="learned"`` (the default): each slot takes the learned model's draw of the
+        slot it now is. The draws at a lane crossing are poor (the logs' slot features jump
+        there, and a mixture of such jumps can place a vehicle on top of the ego: on the reporting
+        benchmark a third of a safe policy's simulated collisions), but they also stand in for
+        the real risk of a lane change that the at-fault rule leaves out (being rear-ended just
+        after cutting in). The kinematic mode below removes the artefact and with it that risk:
+        on the reporting benchmark it passed ``creeper`` (true collision rate 0.048, estimated
+        0.013), a false acceptance. It stays an option until the fault rule counts cut-ins.
+
+        ``lane_change="kinematic"``: each such vehicle moves on from where it was by its own
+        speed (the other vehicles do not answer to the ego's lane change; the ego's speed change
+        is computed), and a slot that looks into a lane the ego did not see before starts empty:
+        the learned model draws any vehicle that appears there in the steps that follow.
         """
         e, m, _ = nxt.shape
         moved = (before.lane != after.lane).reshape(e, m)
         if not moved.any():
             return
         lateral = (before.offset - after.offset).reshape(e, m)
+        if self.lane_change == "learned":
+            drawn = nxt.copy()
+            for shift, pairs in self.shifts.items():
+                rows = moved & (np.abs(lateral - shift) < abs(shift) / 2)
+                for (g, r), (sg, sr), _ in pairs if rows.any() else ():
+                    nxt[..., g] = np.where(rows, drawn[..., sg], nxt[..., g])
+                    nxt[..., r] = np.where(rows, drawn[..., sr], nxt[..., r])
+            return
         absent, dt = self.contacts.absent_gap, self.data.dt
         speed = self.geometry.spec.features.get("speed")
         dv_ego = nxt[..., speed] - prev[..., speed] if speed is not None else 0.0

@@ -99,12 +99,14 @@ def test_without_a_map_the_crash_channels_are_learned_and_say_from_how_many_even
     assert world.describe()["geometry"] == {"available": False, "reason": data.geometry_reason}
 
 
-def test_a_lane_change_hands_the_ego_the_vehicles_of_its_new_lane(world):
-    """At a logged lane change, replayed with the logged action: the ego's new slots hold the
-    vehicles that were in those places a step before, each moved on by its own speed; the lane
-    beyond, which nobody saw, starts empty. (A learned draw there once put vehicles on top of
-    the ego: a third of a safe policy's simulated collisions.)"""
-    data, w = world
+def test_a_kinematic_lane_change_hands_the_ego_the_vehicles_of_its_new_lane(world):
+    """``lane_change="kinematic"`` (an option; the default keeps the learned draws, see
+    World._follow_lane_change): at a logged lane change, replayed with the logged action, the
+    ego's new slots hold the vehicles that were in those places a step before, each moved on by
+    its own speed; the lane beyond, which nobody saw, starts empty."""
+    data, learned = world
+    assert learned.lane_change == "learned"
+    w = World(learned.model, data, lane_change="kinematic")
     names = list(data.obs_names)
     col = {n: names.index(n) for n in names}
     off = data.obs[:, col["lane_offset_m"]]
