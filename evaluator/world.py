@@ -32,12 +32,15 @@ from how many logged events: the report prints it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from roadworthy.data.surrogates import CHANNELS as SURROGATES
 from roadworthy.evaluator.logdata import EvalData
-from roadworthy.evaluator.model_based import DrivingModel
+
+if TYPE_CHECKING:
+    from roadworthy.evaluator.model_based import DrivingModel
 
 #: Crash channels that a rule computed from the state can detect.
 CRASHES = ("collision", "off_road")
@@ -221,7 +224,7 @@ class World:
             "the features do not show and are not simulated"
         )
 
-    def _follow_lane_change(self, nxt: np.ndarray, before, after) -> None:
+    def _follow_lane_change(self, nxt: np.ndarray, before: np.ndarray, after: np.ndarray) -> None:
         """Where the ego changed lanes this step, its slots take the vehicles of the slots they
         now are (in place on ``nxt``, (E, M, D))."""
         e, m, _ = nxt.shape
@@ -264,7 +267,7 @@ class World:
         maps = self.geometry.map_index(data.map_name[rows])
         return State(obs, pose, maps, history=history)
 
-    def _road(self, pose: np.ndarray, maps: np.ndarray, prev_speed: np.ndarray | None = None):
+    def _road(self, pose: np.ndarray, maps: np.ndarray, prev_speed: np.ndarray | None = None) -> dict[str, np.ndarray]:
         e, m = pose.shape[:2]
         vals, q = self.geometry.observe(pose.reshape(-1, 4), np.tile(maps, e), prev_speed)
         return {j: v.reshape(e, m) for j, v in vals.items()}, q

@@ -7,7 +7,8 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
 
-from roadworthy.cli.dashboard_commands import ENV, app_path, dashboard_env
+from roadworthy.cli.dashboard_commands import app_path
+from roadworthy.dashboards.inputs import ENV, dashboard_env
 
 PAGES = ["Risk map", "Disengagements", "Policy comparison", "Episode replay", "Data health", "Fleet reports"]
 
