@@ -40,6 +40,7 @@ from roadworthy.data.surrogates import CHANNELS as SURROGATES
 from roadworthy.evaluator.logdata import EvalData
 
 if TYPE_CHECKING:
+    from roadworthy.data.road_geometry import RoadQuery
     from roadworthy.evaluator.model_based import DrivingModel
 
 #: Crash channels that a rule computed from the state can detect.
@@ -151,11 +152,11 @@ class World:
         self.channels = self._channels()
         self.shifts = self._slot_shifts()
 
-    def _slot_shifts(self) -> dict[float, list[tuple[int, int]]]:
+    def _slot_shifts(self) -> dict[float, list[tuple[tuple[int, int], tuple[int, int], int]]]:
         """For an ego lane change by ``lateral`` metres: which slot's (gap, closing speed) columns
-        the vehicles of each slot come from. When the ego moves into the lane on its right, the
-        vehicle ahead in that lane *is* its new lead; the features' definitions say so, the
-        learned model need not guess it."""
+        the vehicles of each slot come from, with the slots' direction (+1 ahead, -1 behind).
+        When the ego moves into the lane on its right, the vehicle ahead in that lane *is* its new
+        lead; the features' definitions say so, the learned model need not guess it."""
         if self.contacts is None or self.geometry is None or not self.contacts.slots:
             return {}
         slots = {(s.ahead, s.lateral): s for s in self.contacts.slots if s.rel_speed is not None}
@@ -166,9 +167,9 @@ class World:
             for (ahead, lat), dst in slots.items():
                 src = slots.get((ahead, lat + shift))
                 if src is not None:
-                    pairs.append(((dst.gap, dst.rel_speed), (src.gap, src.rel_speed)))
+                    pairs.append(((dst.gap, dst.rel_speed), (src.gap, src.rel_speed), 1 if ahead else -1))
             if pairs:
-                out[shift] = [(d, s_) for d, s_ in pairs]
+                out[shift] = pairs
         return out
 
     # -- channels --------------------------------------------------------------------
@@ -224,22 +225,39 @@ class World:
             "the features do not show and are not simulated"
         )
 
-    def _follow_lane_change(self, nxt: np.ndarray, before: np.ndarray, after: np.ndarray) -> None:
-        """Where the ego changed lanes this step, its slots take the vehicles of the slots they
-        now are (in place on ``nxt``, (E, M, D))."""
+    def _follow_lane_change(self, nxt: np.ndarray, prev: np.ndarray, before: RoadQuery, after: RoadQuery) -> None:
+        """Where the ego changed lanes this step, its slots hold the vehicles of the slots they now
+        are (in place on ``nxt``, (E, M, D); ``prev``: the states a step before).
+
+        Each such vehicle moves on from where it was by its own speed (the other vehicles do not
+        answer to the ego's lane change; the ego's speed change is computed), and a slot that
+        looks into a lane the ego did not see before starts empty: the learned model draws any
+        vehicle that appears there in the steps that follow. The model's own draws at a lane
+        crossing are not used for these slots: the logs' slot features jump there (a vehicle
+        changes slot), and a mixture of such jumps placed vehicles on top of the ego.
+        """
         e, m, _ = nxt.shape
         moved = (before.lane != after.lane).reshape(e, m)
         if not moved.any():
             return
         lateral = (before.offset - after.offset).reshape(e, m)
-        drawn = nxt.copy()
+        absent, dt = self.contacts.absent_gap, self.data.dt
+        speed = self.geometry.spec.features.get("speed")
+        dv_ego = nxt[..., speed] - prev[..., speed] if speed is not None else 0.0
+        every = {(s.gap, s.rel_speed) for s in self.contacts.slots if s.rel_speed is not None}
         for shift, pairs in self.shifts.items():
             rows = moved & (np.abs(lateral - shift) < abs(shift) / 2)
             if not rows.any():
                 continue
-            for (g, r), (sg, sr) in pairs:
-                nxt[..., g] = np.where(rows, drawn[..., sg], nxt[..., g])
-                nxt[..., r] = np.where(rows, drawn[..., sr], nxt[..., r])
+            for (g, r), (sg, sr), sign in pairs:
+                present = prev[..., sg] < absent - 1e-3
+                rel = prev[..., sr] - dv_ego
+                gap = prev[..., sg] + sign * dt * (prev[..., sr] + rel) / 2
+                nxt[..., g] = np.where(rows, np.where(present, gap, absent), nxt[..., g])
+                nxt[..., r] = np.where(rows, np.where(present, rel, 0.0), nxt[..., r])
+            for g, r in every - {dst for dst, _, _ in pairs}:
+                nxt[..., g] = np.where(rows, absent, nxt[..., g])
+                nxt[..., r] = np.where(rows, 0.0, nxt[..., r])
 
     def describe(self) -> dict:
         """The report's ``channels`` block and the geometry behind it."""
@@ -296,7 +314,7 @@ class World:
             events = {k: v.reshape(e, m) for k, v in self.geometry.events(pose_next.reshape(-1, 4), q_next).items()}
         nxt, r, p_end, c_learned = self.model.step(st.obs, act, u, normals, known, st.history)
         if self.shifts and q_next is not None:
-            self._follow_lane_change(nxt, st.road, q_next)
+            self._follow_lane_change(nxt, st.obs, st.road, q_next)
         if outside is not None:
             # Rare events are learnt from a handful of logged ones: outside the logged
             # states the classifiers extrapolate, so there they count at their base rate.
