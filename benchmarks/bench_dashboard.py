@@ -60,8 +60,8 @@ def big_log(rows: int) -> Path:
 
 
 def main() -> None:
-    from roadworthy.cli.dashboard_commands import dashboard_env
     from roadworthy.dashboards.aggregates import cell_aggregates, compute_cell_aggregates
+    from roadworthy.dashboards.inputs import dashboard_env
     from roadworthy.data.dataset import scan_logs
 
     ap = argparse.ArgumentParser()

@@ -16,12 +16,16 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
 from roadworthy.data.dataset import find_log_files, hive_partitions
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: Optional log columns the aggregates use, with the SQL used when a file lacks them.
 OPTIONAL = {
@@ -103,7 +107,7 @@ _COMBINE = f"""
 """
 
 
-def partial_cells(batch, cell: float):
+def partial_cells(batch: pa.Table, cell: float) -> pd.DataFrame:
     """Per-episode partial aggregates of one batch of rows (a pyarrow Table), for the Ray engine."""
     import duckdb
 

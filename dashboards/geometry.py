@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,11 @@ import pyarrow.parquet as pq
 
 from roadworthy.data.roads import MAPS_DIR, read_roads
 from roadworthy.data.sim.features import SENSOR_RANGE
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike
 
 LANE_WIDTH = 4.0  # m, lateral offset of side-lane actors in the simulator's layout
 VEHICLE_LENGTH = 5.0  # m, bumper-to-bumper gaps become centre-to-centre distances
@@ -38,7 +44,7 @@ _SIM_SLOTS = {
 }
 
 
-def flip(y):
+def flip(y: ArrayLike) -> np.ndarray:
     """Left-handed map y to the drawing's y (up)."""
     return -np.asarray(y, dtype=float)
 
@@ -90,7 +96,9 @@ def actor_layout(obs_names: list[str] | tuple[str, ...]) -> str:
     return "none"
 
 
-def nearby_actors(obs: np.ndarray, obs_names, x: float, y: float, yaw: float, sensor_range: float = SENSOR_RANGE):
+def nearby_actors(
+    obs: np.ndarray, obs_names: Sequence[str], x: float, y: float, yaw: float, sensor_range: float = SENSOR_RANGE
+) -> pd.DataFrame:
     """Map-frame positions of the actors that one row's features describe.
 
     Parameters

@@ -38,6 +38,19 @@ class DashboardInputs:
     dmv: str | None = None
 
 
+def dashboard_env(
+    logs, report=None, model=None, truth=None, engine: str = "local", address=None, dmv=None
+) -> dict[str, str]:
+    """The environment that hands the inputs to the app (paths made absolute; nothing checked)."""
+    env = {ENV["logs"]: os.pathsep.join(str(Path(p).resolve()) for p in logs), ENV["engine"]: engine}
+    if address:
+        env[ENV["address"]] = address
+    for key, value in (("report", report), ("model", model), ("truth", truth), ("dmv", dmv)):
+        if value:
+            env[ENV[key]] = str(Path(value).resolve())
+    return env
+
+
 def inputs_from_env(environ: dict | None = None) -> DashboardInputs:
     """Read the inputs back (missing variables: nothing given)."""
     env = os.environ if environ is None else environ

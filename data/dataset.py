@@ -49,7 +49,7 @@ def find_log_files(source: str | Path) -> tuple[Path, list[Path]]:
             src,
             "the folder holds no Parquet files (looked recursively for *.parquet, skipping "
             "names that start with '.' or '_')",
-            "point to a .parquet file or a folder of them, e.g. the output of `roadworthy collect highway --out DIR`",
+            "point to a .parquet file or a folder of them, e.g. a folder written by `roadworthy collect highway`",
         )
     return src, files
 

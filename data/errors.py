@@ -88,14 +88,19 @@ class UsageError(RoadworthyError):
         return f"{self.problem.rstrip('.')}. Hint: {self.hint.rstrip('.')}."
 
 
+def quoted(name: str) -> str:
+    """A parameter's name as errors quote it (```gamma```), for the CLI to show as its flag."""
+    return f"`{name}`" if name.isidentifier() else name
+
+
 #: Seeds are 0 <= seed < 2**63 (numpy's and torch's generators both take them).
 SEED_LIMIT = 2**63
 
 
-def check_seed(seed, option: str = "--seed") -> int:
+def check_seed(seed, option: str = "seed") -> int:
     """``seed`` as an int in [0, 2**63), or :class:`UsageError` naming the option."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
-        raise UsageError(f"{option} must be a whole number in [0, 2**63), got {seed!r}", "use e.g. 0")
+        raise UsageError(f"{quoted(option)} must be a whole number in [0, 2**63), got {seed!r}", "use e.g. 0")
     return seed
 
 
@@ -106,8 +111,10 @@ def check_finite(value, option: str, *, low: float | None = None, high: float | 
     try:
         x = float(value)
     except (TypeError, ValueError):
-        raise UsageError(f"{option} must be a number, got {value!r}", "write a finite number") from None
+        raise UsageError(f"{quoted(option)} must be a number, got {value!r}", "write a finite number") from None
     if not math.isfinite(x) or (low is not None and x < low) or (high is not None and x > high):
         span = f" in [{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
-        raise UsageError(f"{option} must be a finite number{span}, got {value!r}", "write a finite number in range")
+        raise UsageError(
+            f"{quoted(option)} must be a finite number{span}, got {value!r}", "write a finite number in range"
+        )
     return x

@@ -47,12 +47,16 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from roadworthy.data.errors import UsageError
 from roadworthy.data.kinematics import Bicycle, fit_bicycle, residuals
 from roadworthy.data.road_geometry import RoadGeometry
+
+if TYPE_CHECKING:
+    from roadworthy.data.road_geometry import RoadQuery
 
 META_KEY = "geometry"
 KINEMATICS_KEY = "kinematics"
@@ -273,7 +277,9 @@ class EgoGeometry:
             out[f.name] = arr
         return RoadQuery(**out)
 
-    def observe(self, pose: np.ndarray, maps: np.ndarray, prev_speed: np.ndarray | None = None):
+    def observe(
+        self, pose: np.ndarray, maps: np.ndarray, prev_speed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, RoadQuery]:
         """The declared pose features of poses (N, 4) and the road query behind them.
 
         Returns

@@ -12,15 +12,22 @@ action:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from roadworthy.data.carla import features as carla_features
 from roadworthy.data.sim import features as sim_features
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 KINDS = ("swerve", "throttle_into_lead", "brake_on_free_road")
 
 
-def plant(obs: np.ndarray, action: np.ndarray, obs_names, *, seed: int = 0, per_kind: int = 2000):
+def plant(
+    obs: np.ndarray, action: np.ndarray, obs_names: Sequence[str], *, seed: int = 0, per_kind: int = 2000
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Planted (obs, action, kind) rows built from logged states.
 
     Parameters

@@ -19,10 +19,14 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from roadworthy.data.errors import PolicyError
+
+if TYPE_CHECKING:
+    import onnx
 
 #: Operator domains ONNX Runtime implements itself (no custom-op library needed).
 STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
@@ -87,7 +91,7 @@ def _sniff_foreign_format(head: bytes) -> str | None:
     return None
 
 
-def read_policy_model(path: str | Path):
+def read_policy_model(path: str | Path) -> tuple[onnx.ModelProto, bytes]:
     """Parse and vet an ONNX policy file; return ``(onnx.ModelProto, bytes)``.
 
     Raises

@@ -2,7 +2,7 @@
 
 :func:`load_policy` is what commands call. ONNX files (contract section 2) load
 without running code (:class:`roadworthy.data.policy.OnnxPolicy`). Two more formats are
-accepted only with ``allow_code=True`` (the CLI's ``--allow-code``), because
+accepted only with ``allow_code=True`` (the CLI's allow-code flag), because
 loading them executes code chosen by whoever wrote the file:
 
 * a ``torch.export`` package (``.pt2``), with the ``roadworthy`` metadata JSON
@@ -40,7 +40,7 @@ from roadworthy.data.policy import (
 
 PICKLE_SUFFIXES = frozenset({".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".joblib"})
 _SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_ALLOW_HINT = "pass --allow-code only if you trust the file's author, or export the policy to ONNX: " + _EXPORT_HINT
+_ALLOW_HINT = "set `allow_code` only if you trust the file's author, or export the policy to ONNX: " + _EXPORT_HINT
 
 
 class CodePolicy(OnnxPolicy):
@@ -103,7 +103,7 @@ def load_policy(
             raise PolicyError(
                 path,
                 f"'{suffix}' files are pickled PyTorch checkpoints or modules; unpickling runs arbitrary code, "
-                "so they are never loaded, not even with --allow-code",
+                "so they are never loaded, not even with `allow_code`",
                 _EXPORT_HINT,
             )
         if suffix != ".pt2":

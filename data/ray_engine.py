@@ -1,6 +1,6 @@
 """The Ray engine's plumbing: sessions, sizing, reading logs and writing outputs with Ray Data.
 
-Commands that take ``--engine ray`` run their per-batch work (the same functions
+Commands that take ``engine="ray"`` run their per-batch work (the same functions
 the local engine calls) in Ray Data ``map_batches`` on actors that hold the loaded
 models, and their reductions as Ray aggregations. Ray stays an optional extra
 (``pip install 'roadworthy[distributed]'``): nothing here imports it at module
@@ -18,9 +18,14 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from roadworthy.data.dataset import find_log_files
 from roadworthy.data.errors import UsageError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import ray.data
 
 ENGINES = ("local", "ray")
 #: Worker environment: few malloc arenas, so that long-lived workers that see many
@@ -33,14 +38,14 @@ IN_FLIGHT_BYTES = 512 * 2**20
 def check_engine(engine: str, address: str | None = None) -> None:
     """Raise :class:`UsageError` for an unknown engine or a missing Ray install."""
     if engine not in ENGINES:
-        raise UsageError(f"--engine must be local or ray, got '{engine}'", "use --engine local (default) or ray")
+        raise UsageError(f"`engine` must be local or ray, got '{engine}'", "use `engine` local (the default) or ray")
     if engine == "local" and address:
-        raise UsageError("--address only applies to --engine ray", "add --engine ray or drop --address")
+        raise UsageError("`address` only applies to `engine` ray", "set `engine` to ray or drop `address`")
     if engine == "ray":
         import importlib.util
 
         if importlib.util.find_spec("ray") is None:
-            raise UsageError("--engine ray needs Ray", "pip install 'roadworthy[distributed]'")
+            raise UsageError("`engine` ray needs Ray", "pip install 'roadworthy[distributed]'")
 
 
 @contextmanager
@@ -66,7 +71,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     except ConnectionError as exc:
         raise UsageError(
             f"cannot connect to the Ray cluster at {address} ({exc})",
-            "start it with `ray start --head` and pass its address, e.g. --address ray://HOST:10001 or HOST:6379",
+            "start it with `ray start` (head node) and give its `address`, e.g. ray://HOST:10001 or HOST:6379",
         ) from None
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
@@ -88,7 +93,7 @@ def actor_count() -> int:
     return max(1, cpus - 1)
 
 
-def read_logs(logs: str | Path, columns: Sequence[str] | None = None):
+def read_logs(logs: str | Path, columns: Sequence[str] | None = None) -> ray.data.Dataset:
     """A Ray Dataset over a log's Parquet files (the same files the local reader takes)."""
     import pyarrow.fs as pafs
     import ray
@@ -109,7 +114,7 @@ def read_logs(logs: str | Path, columns: Sequence[str] | None = None):
     return out if cols is None else out.select_columns(cols)
 
 
-def collect(dataset):
+def collect(dataset: ray.data.Dataset) -> pa.Table:
     """A (small) Ray Dataset's rows on the driver as one pyarrow Table (empty: a table without columns)."""
     import pyarrow as pa
 
@@ -126,7 +131,7 @@ def write_folder(dataset, out: str | Path) -> Path:
 
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise UsageError(f"{out} exists and is a file", "with --engine ray the output is a folder of Parquet files")
+        raise UsageError(f"{out} exists and is a file", "with `engine` ray the output is a folder of Parquet files")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     # Files of at most 1M rows: a write task then buffers one file, not its whole input.

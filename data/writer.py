@@ -84,7 +84,7 @@ def guard_output(
     inputs: Sequence[str | Path | None] = (),
     overwrite: bool = False,
     folder: bool = False,
-    option: str = "the output",
+    option: str = "out",
 ) -> None:
     """Refuse an output that would lose data, before any work starts.
 
@@ -105,7 +105,7 @@ def guard_output(
     path = Path(out)
     if path.is_symlink():
         raise UsageError(
-            f"{option} {path} is a symbolic link; roadworthy does not write through links",
+            f"`{option}` {path} is a symbolic link; roadworthy does not write through links",
             "give the real path, or remove the link",
         )
     target = path.resolve()
@@ -114,26 +114,26 @@ def guard_output(
             continue
         src = Path(given).resolve()
         if target == src:
-            raise UsageError(f"{option} {path} is also an input", "write to another path; inputs are never replaced")
+            raise UsageError(f"`{option}` {path} is also an input", "write to another path; inputs are never replaced")
         if src in target.parents:
-            raise UsageError(f"{option} {path} lies inside the input {given}", "write outside the input folder")
+            raise UsageError(f"`{option}` {path} lies inside the input {given}", "write outside the input folder")
         if target in src.parents:
             raise UsageError(
-                f"{option} {path} holds the input {given}; replacing it would delete the input",
+                f"`{option}` {path} holds the input {given}; replacing it would delete the input",
                 "write to a path that holds no input",
             )
     if path.exists():
         if folder and not path.is_dir():
-            raise UsageError(f"{option} {path} is a file, not a folder", "give a folder path")
+            raise UsageError(f"`{option}` {path} is a file, not a folder", "give a folder path")
         if not folder and path.is_dir():
-            raise UsageError(f"{option} {path} is a folder; a file is written there", "give a file path")
+            raise UsageError(f"`{option}` {path} is a folder; a file is written there", "give a file path")
         if folder and any(path.iterdir()) and not overwrite:
             raise UsageError(
-                f"{option} {path} already exists and is not empty",
-                "pass --overwrite to replace it, or choose a new folder",
+                f"`{option}` {path} already exists and is not empty",
+                "set `overwrite` to replace it, or choose a new folder",
             )
         if not folder and not overwrite:
-            raise UsageError(f"{option} {path} already exists", "pass --overwrite to replace it, or choose a new path")
+            raise UsageError(f"`{option}` {path} already exists", "set `overwrite` to replace it, or choose a new path")
 
 
 def replace_dir(new: Path, dest: Path) -> None:

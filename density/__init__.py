@@ -1,1 +1,1 @@
-"""roadworthy's density models of the logged behaviour (filled in by issue 4)."""
+"""roadworthy's density models of the logged behaviour."""

@@ -16,13 +16,28 @@ density of all columns (used for p(state)).
 from __future__ import annotations
 
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Self
 
-def check_param(model: BaseEstimator, name: str, value, kind: str, low=None, high=None, choices=None) -> None:
+    from numpy.typing import ArrayLike
+
+
+def check_param(
+    model: BaseEstimator,
+    name: str,
+    value: object,
+    kind: str,
+    low: float | None = None,
+    high: float | None = None,
+    choices: Sequence[object] | None = None,
+) -> None:
     """Raise ``ValueError`` with scikit-learn's wording for a bad hyperparameter.
 
     Parameters
@@ -59,7 +74,7 @@ def check_param(model: BaseEstimator, name: str, value, kind: str, low=None, hig
         raise ValueError(f"The '{name}' parameter of {cls} must be {what}. Got {value!r} instead.")
 
 
-def check_X(model: BaseEstimator, X, *, fitting: bool) -> np.ndarray:
+def check_X(model: BaseEstimator, X: ArrayLike, *, fitting: bool) -> np.ndarray:
     """A finite 2-D float64 array with the right number of columns."""
     cls = type(model).__name__
     arr = np.asarray(X, dtype=np.float64)
@@ -86,7 +101,7 @@ def check_X(model: BaseEstimator, X, *, fitting: bool) -> np.ndarray:
     return arr
 
 
-def check_weights(model: BaseEstimator, sample_weight, n: int) -> np.ndarray:
+def check_weights(model: BaseEstimator, sample_weight: ArrayLike | None, n: int) -> np.ndarray:
     """Non-negative finite weights of length ``n`` (ones when None)."""
     if sample_weight is None:
         return np.ones(n)
@@ -133,7 +148,7 @@ class DensityModel(BaseEstimator):
     def _validate_common(self) -> None:
         check_param(self, "n_condition", self.n_condition, "int", low=0)
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None) -> Self:
         """Fit on rows of ``X`` (conditioning columns first).
 
         Parameters
@@ -154,7 +169,7 @@ class DensityModel(BaseEstimator):
         self._fit(X, w)
         return self
 
-    def score_samples(self, X) -> np.ndarray:
+    def score_samples(self, X: ArrayLike) -> np.ndarray:
         """Log-density of each row (log p(a | s) for conditional models), higher = more usual.
 
         Returns
@@ -164,7 +179,7 @@ class DensityModel(BaseEstimator):
         X = check_X(self, X, fitting=False)
         return self._score(X)
 
-    def score(self, X, y=None) -> float:
+    def score(self, X: ArrayLike, y: object = None) -> float:
         """Mean log-density (scikit-learn's model-selection convention)."""
         return float(np.mean(self.score_samples(X)))
 

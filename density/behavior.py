@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -27,6 +27,11 @@ from roadworthy.density.behavior_config import MODELS, N_REFERENCE, SLICES, Beha
 from roadworthy.density.behavior_data import obs_action_arrays, read_split, slice_values, slices_of, split_units
 from roadworthy.density.calibration import ConformalCalibrator, group_levels
 from roadworthy.density.mdn import MDN
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from roadworthy.data.policy import OnnxPolicy
 
 __all__ = ["MODELS", "SLICES", "BehaviorConfig", "BehaviorModel", "obs_action_arrays"]
 
@@ -117,7 +122,7 @@ class BehaviorModel:
         return lp, slp
 
     # -- scoring ---------------------------------------------------------------------------
-    def check_names(self, obs_names, action_names, where) -> None:
+    def check_names(self, obs_names: Sequence[str], action_names: Sequence[str], where: str) -> None:
         """Refuse a log (or policy) whose features or actions differ from the model's."""
         for what, mine, theirs in (
             ("obs_names", self.obs_names, obs_names),
@@ -191,15 +196,11 @@ class BehaviorModel:
             out[sl] = self.action_cal_.pvalues(-lp, group_levels(None, {}, len(lp)))
         return out
 
-    def action_flags(self, obs: np.ndarray, action: np.ndarray, *, alpha: float | None = None) -> np.ndarray:
-        """``is_ood`` of actions with no behaviour source (a policy's), calibrated on all logged rows."""
-        return self.action_cal_.flags(self.action_pvalues(obs, action), alpha)
-
     def iter_scores(
         self,
         logs: str | Path | LogDataset,
         *,
-        policy=None,
+        policy: OnnxPolicy | None = None,
         alpha: float | None = None,
         batch_size: int = 65_536,
         on_rows: Callable[[int], None] | None = None,
@@ -221,7 +222,9 @@ class BehaviorModel:
             yield out
         validator.finish(ds.source, len(ds.files))
 
-    def score_batch(self, batch: pa.Table | pa.RecordBatch, *, policy=None, alpha: float | None = None) -> pa.Table:
+    def score_batch(
+        self, batch: pa.Table | pa.RecordBatch, *, policy: OnnxPolicy | None = None, alpha: float | None = None
+    ) -> pa.Table:
         """Flags of one batch of log rows (the unit of work of both engines).
 
         Parameters

@@ -61,7 +61,7 @@ def split_units(
     if len(names) < 2:
         raise UsageError(
             f"{ds.source} has {len(names)} episode(s); calibration needs at least 2 held apart",
-            "log more episodes, or split long ones with --block-steps N",
+            "log more episodes, or split long ones with `block_steps`",
         )
     rng = np.random.default_rng(config.seed)
     order = [names[i] for i in rng.permutation(len(names))]

@@ -94,7 +94,7 @@ class GaussianMixtureDensity(DensityModel):
             raise UsageError(
                 f"{X.shape[1]} features are too many for a full-covariance Gaussian mixture "
                 f"(at most {MAX_FULL_COVARIANCE_DIM}: its covariances grow with the square of the width)",
-                "use --model mdn (the default) or knn for p(action | state), and --state-model knn for p(state)",
+                "use `model` mdn (the default) or knn for p(action | state), and `state_model` knn for p(state)",
             )
         self.scaler_ = Standardizer.fit(X, w)
         Z = self.scaler_.transform(X)

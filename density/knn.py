@@ -9,10 +9,15 @@ noisy in high dimension, and not normalized exactly. Sample weights drive the
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy.special import gammaln
 
 from roadworthy.density.base import DensityModel, Standardizer, check_param
+
+if TYPE_CHECKING:
+    from sklearn.neighbors import NearestNeighbors
 
 
 def _log_ball_volume(d: int) -> float:
@@ -61,7 +66,7 @@ class KNNDensity(DensityModel):
         self._joint = NearestNeighbors(n_neighbors=k).fit(self.reference_)
         self._state = NearestNeighbors(n_neighbors=k).fit(self.reference_[:, :d]) if d else None
 
-    def _log_knn(self, nn, Z: np.ndarray) -> np.ndarray:
+    def _log_knn(self, nn: NearestNeighbors, Z: np.ndarray) -> np.ndarray:
         dist, _ = nn.kneighbors(Z)
         r = np.maximum(dist[:, -1], 1e-6)
         n, dim = len(self.reference_), Z.shape[1]

@@ -10,10 +10,17 @@ importance sampling.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from roadworthy.density.base import DensityModel, Standardizer, check_param
 from roadworthy.density.mdn_torch import MixtureNet, components, log_prob, resolve_device, train
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from numpy.typing import ArrayLike
 
 
 class MDN(DensityModel):
@@ -102,8 +109,11 @@ class MDN(DensityModel):
         d = self.n_condition
         self.state_scaler_ = Standardizer.fit(X[:, :d], w) if d else Standardizer(np.zeros(0), np.ones(0))
         self.action_scaler_ = Standardizer.fit(X[:, d:], w)
-        torch.manual_seed(self.random_state)
-        self.net_ = self._net()
+        # nn.Linear draws its initial weights from torch's global generator: seed it
+        # inside a fork, so that fitting is reproducible and leaves the caller's state alone.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.random_state)
+            self.net_ = self._net()
         self.history_ = train(
             self.net_,
             self.state_scaler_.transform(X[:, :d]),
@@ -120,7 +130,14 @@ class MDN(DensityModel):
             on_epoch=getattr(self, "_on_epoch", None),
         )
 
-    def fit(self, X, y=None, sample_weight=None, *, on_epoch=None):
+    def fit(
+        self,
+        X: ArrayLike,
+        y: object = None,
+        sample_weight: ArrayLike | None = None,
+        *,
+        on_epoch: Callable[[int, float], None] | None = None,
+    ) -> MDN:
         """Fit; ``on_epoch(epoch, train_nll, val_nll)`` reports progress."""
         self._on_epoch = on_epoch
         try:
@@ -135,7 +152,7 @@ class MDN(DensityModel):
         lp = log_prob(self.net_, s, a, batch_size=65536, device=resolve_device(self.device))
         return lp - self.action_scaler_.log_det
 
-    def mixture(self, S) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def mixture(self, S: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mixture weights (n, K), means (n, K, A) and standard deviations (n, K, A)
         of p(a | s), in physical units."""
         S = np.asarray(S, dtype=np.float64).reshape(-1, self.n_condition)
@@ -143,7 +160,7 @@ class MDN(DensityModel):
         sc = self.action_scaler_
         return w, mean * sc.scale + sc.mean, std * sc.scale
 
-    def sample(self, S, rng: np.random.Generator) -> np.ndarray:
+    def sample(self, S: ArrayLike, rng: np.random.Generator) -> np.ndarray:
         """One action per state drawn from p(a | s)."""
         w, mean, std = self.mixture(S)
         k = (rng.uniform(size=(len(w), 1)) > np.cumsum(w, axis=1)).sum(axis=1).clip(max=w.shape[1] - 1)

@@ -32,9 +32,7 @@ class ModelFileError(RoadworthyError):
         super().__init__(f"{path}: {problem.rstrip('.')}. Hint: {hint.rstrip('.')}.")
 
 
-def save_folder(
-    folder: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarray], *, fmt: str = FORMAT
-) -> Path:
+def save_folder(folder: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarray], *, fmt: str = FORMAT) -> Path:
     """Write ``meta`` and ``arrays`` to ``folder`` atomically (replacing it); ``fmt`` names the kind of model."""
     folder = Path(folder)
     with staging_dir(folder) as staging:

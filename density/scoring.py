@@ -13,10 +13,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from roadworthy.data.errors import UsageError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from roadworthy.data.dataset import LogDataset
+    from roadworthy.data.policy import OnnxPolicy
+    from roadworthy.density.behavior import BehaviorModel
 
 
 class _Tally:
@@ -32,7 +40,7 @@ class _Tally:
             "by_source": {},
         }
 
-    def add(self, t) -> None:
+    def add(self, t: pa.Table) -> None:
         c = self.counts
         ood = t.column("is_ood").to_numpy()
         c["rows"] += t.num_rows
@@ -48,7 +56,14 @@ class _Tally:
             by["is_ood"] += int(ood[src == s].sum())
 
 
-def _bh_threshold(bm, ds, pol, alpha, level: float, on_rows) -> float:
+def _bh_threshold(
+    bm: BehaviorModel,
+    ds: LogDataset,
+    pol: OnnxPolicy | None,
+    alpha: float | None,
+    level: float,
+    on_rows: Callable[[int], None] | None,
+) -> float:
     """The largest p-value Benjamini-Hochberg flags at ``level`` over every row (-1: none)."""
     from roadworthy.density.calibration import benjamini_hochberg
 
@@ -58,7 +73,17 @@ def _bh_threshold(bm, ds, pol, alpha, level: float, on_rows) -> float:
     return float(allp[flags].max()) if flags.any() else -1.0
 
 
-def _write_local(bm, ds, pol, alpha, out: Path, info: dict, bh_threshold, tally: _Tally, on_rows) -> None:
+def _write_local(
+    bm: BehaviorModel,
+    ds: LogDataset,
+    pol: OnnxPolicy | None,
+    alpha: float | None,
+    out: Path,
+    info: dict,
+    bh_threshold: float | None,
+    tally: _Tally,
+    on_rows: Callable[[int], None] | None,
+) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -127,10 +152,10 @@ def score_logs(
     from roadworthy.density.behavior import BehaviorModel
 
     if alpha is not None and not 0 < alpha < 1:
-        raise UsageError(f"--alpha must lie in (0, 1), got {alpha}", "use e.g. 0.01")
+        raise UsageError(f"`alpha` must lie in (0, 1), got {alpha}", "use e.g. 0.01")
     check_engine(engine, address)
     if engine == "ray" and bh:
-        raise UsageError("--bh needs all p-values in one place and is not available with --engine ray", "drop --bh")
+        raise UsageError("`bh` needs all p-values in one place and is not available with `engine` ray", "drop `bh`")
     out = Path(out)
     bm = BehaviorModel.load(model)
     ds = scan_logs(logs)

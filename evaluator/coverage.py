@@ -8,11 +8,16 @@ cell (squares of ``cell`` metres, for the risk maps).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
+if TYPE_CHECKING:
+    from roadworthy.evaluator.logdata import EvalData
 
-def coverage_by(gate: np.ndarray, data, cell: float, per_row: dict[str, np.ndarray] | None = None) -> dict:
+
+def coverage_by(gate: np.ndarray, data: EvalData, cell: float, per_row: dict[str, np.ndarray] | None = None) -> dict:
     """Coverage per group; ``gate`` is (N, K) bool (out of support).
 
     ``per_row`` adds per-cell means of further per-row figures to the map cells (the

@@ -66,7 +66,7 @@ class DynamicsEnsemble(nn.Module):
         hidden: tuple[int, ...],
         events: int,
         seed: int,
-        groups=None,
+        groups: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
@@ -130,7 +130,7 @@ class ARDynamicsEnsemble(nn.Module):
         gen = torch.Generator().manual_seed(seed)
         self.heads, self.d_in, self.d_state, self.k, self.events = heads, d_in, d_state, components, events
 
-        def param(*shape, fan_in, scale=1.0):
+        def param(*shape: int, fan_in: int, scale: float = 1.0) -> nn.Parameter:
             bound = scale / math.sqrt(fan_in)
             return nn.Parameter((torch.rand(*shape, generator=gen) * 2 - 1) * bound)
 

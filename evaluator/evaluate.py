@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,7 +36,6 @@ from roadworthy.data.policy_code import load_policy
 from roadworthy.density.behavior import BehaviorModel
 from roadworthy.evaluator.coverage import coverage_by
 from roadworthy.evaluator.evaluate_config import EvaluateConfig
-from roadworthy.evaluator.fqe import episode_bootstrap
 from roadworthy.evaluator.headline import Headline
 from roadworthy.evaluator.logdata import EvalData, load_eval_data
 from roadworthy.evaluator.model_eval import episode_returns
@@ -54,8 +54,14 @@ from roadworthy.evaluator.policy_view import (
     view_arrays,
 )
 
+if TYPE_CHECKING:
+    from roadworthy.data.policy import OnnxPolicy
+    from roadworthy.evaluator.policy_view import PolicyView
 
-def policy_view(data: EvalData, policy, model: BehaviorModel, config: EvaluateConfig, seed: int):
+
+def policy_view(
+    data: EvalData, policy: OnnxPolicy, model: BehaviorModel, config: EvaluateConfig, seed: int
+) -> PolicyView:
     """The policy's actions at every logged state, their support gates, mean and log-std (local engine)."""
     arrays = view_arrays(
         data.obs,
@@ -75,19 +81,17 @@ def policy_view(data: EvalData, policy, model: BehaviorModel, config: EvaluateCo
 
 
 def behavior_value(
-    data: EvalData, config: EvaluateConfig, returns: np.ndarray | None = None, keep: np.ndarray | None = None
+    data: EvalData, config: EvaluateConfig, weights: np.ndarray, returns: np.ndarray | None = None
 ) -> dict:
     """Value and costs of the logged behaviour itself: Monte Carlo over the logged episodes.
 
     Computed on the same Poisson episode resamples as the estimators' heads, so that a
     policy can be compared with the behaviour pairwise. No identification part: the
     logs are the behaviour's own outcomes. ``returns``: the (episodes, 1 + C)
-    discounted returns when another engine summed them (Ray). ``keep``: the heads the
-    run kept (see :func:`roadworthy.evaluator.headline.screen_members`).
+    discounted returns when another engine summed them (Ray). ``weights``: the run's
+    resamples of the heads it kept (:attr:`roadworthy.evaluator.headline.Headline.kept_weights`).
     """
-    w = episode_bootstrap(np.random.default_rng(config.seed), config.heads, data.n_episodes)
-    if keep is not None:
-        w = w[keep]
+    w = weights
     ret = episode_returns(data, config.gamma) if returns is None else returns
     per_head = (w @ ret) / w.sum(axis=1, keepdims=True)  # (E, C)
     t = interval_multiplier(config.confidence, len(w))
@@ -237,7 +241,7 @@ def evaluate(
     config.validate()
     check_engine(engine, address)  # "Ray" or a typo must not quietly run locally
     if not policies:
-        raise UsageError("no policy given", "pass --policy P.onnx (several times for several policies)")
+        raise UsageError("no policy given", "give one or more policy files in `policies`")
     stage = on_stage or (lambda s: None)
     data, bm, model_desc = _checked_inputs(logs, policies, model, allow_code, stage)
     with ExitStack() as stack:
@@ -282,7 +286,7 @@ def evaluate(
             **headline.describe_world(),
             "surrogates": data.surrogate.describe() if data.surrogate is not None else {},
             "config": _config_dict(config),
-            "behavior": behavior_value(data, config, returns, headline.keep),
+            "behavior": behavior_value(data, config, headline.kept_weights, returns),
             "policies": [],
         }
         for path in policies:
@@ -296,7 +300,13 @@ def evaluate(
     return report
 
 
-def _checked_inputs(logs, policies, model, allow_code: bool, stage) -> tuple[EvalData, BehaviorModel, str]:
+def _checked_inputs(
+    logs: str | Path,
+    policies: Sequence[str | Path],
+    model: str | Path | BehaviorModel | None,
+    allow_code: bool,
+    stage: Callable[[str], None],
+) -> tuple[EvalData, BehaviorModel, str]:
     """Read the log; check the behaviour model, then every policy file, before any fitting."""
     stage("reading the log")
     data = load_eval_data(logs)
@@ -317,7 +327,7 @@ def _checked_inputs(logs, policies, model, allow_code: bool, stage) -> tuple[Eva
     for path in policies:
         load_policy(path, obs_names=data.obs_names, action_names=data.action_names, allow_code=allow_code)
     if bm is None:
-        stage("fitting the behaviour density model (pass --model to reuse one)")
+        stage("fitting the behaviour density model (give a fitted `model` to reuse one)")
         bm = BehaviorModel.fit(logs)
         model_desc = "fitted on the fly"
     return data, bm, model_desc

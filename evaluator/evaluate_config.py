@@ -5,11 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from roadworthy.data.errors import UsageError, check_finite, check_seed
-from roadworthy.evaluator.fqe import FQEConfig
-from roadworthy.evaluator.headline import ESTIMATORS, HeadlineSettings
 from roadworthy.evaluator.importance import ISConfig
-from roadworthy.evaluator.model_based import ModelConfig
-from roadworthy.evaluator.model_rollout import RolloutSettings
+from roadworthy.evaluator.settings import ESTIMATORS, FQEConfig, HeadlineSettings, ModelConfig, RolloutSettings
 
 
 @dataclass(frozen=True)
@@ -61,13 +58,13 @@ class EvaluateConfig:
     def validate(self) -> None:
         """Raise :class:`UsageError` for settings out of range."""
         if not 0.0 < self.gamma <= 1.0:
-            raise UsageError(f"--gamma must lie in (0, 1], got {self.gamma}", "use a discount such as 0.99")
+            raise UsageError(f"`gamma` must lie in (0, 1], got {self.gamma}", "use a discount such as 0.99")
         if not 0.0 < self.support_alpha < 1.0:
-            raise UsageError(f"--support-alpha must lie in (0, 1), got {self.support_alpha}", "e.g. 0.001")
+            raise UsageError(f"`support_alpha` must lie in (0, 1), got {self.support_alpha}", "e.g. 0.001")
         if not 0.5 <= self.confidence < 1.0:
             raise UsageError(f"confidence must lie in [0.5, 1), got {self.confidence}", "e.g. 0.95")
         if self.heads < 2:
-            raise UsageError(f"the estimators need at least 2 bootstrap heads, got {self.heads}", "use --heads 10")
+            raise UsageError(f"the estimators need at least 2 bootstrap heads, got {self.heads}", "use `heads` 10")
         if self.estimator not in ESTIMATORS:
             raise UsageError(f"unknown estimator {self.estimator!r}", f"use one of {', '.join(ESTIMATORS)}")
         if self.fqe.pessimism not in ("terminal", "horizon") or self.rollout.pessimism not in ("terminal", "horizon"):
@@ -77,7 +74,7 @@ class EvaluateConfig:
             raise UsageError(
                 f"FQE needs iterations >= 0 and steps and hidden units >= 1 (got iterations={self.fqe.iterations}, "
                 f"steps_per_iteration={self.fqe.steps_per_iteration}, hidden={list(self.fqe.hidden)})",
-                "use e.g. --iterations 0 (the log's horizon + 20)",
+                "use e.g. `iterations` 0 (the log's horizon + 20)",
             )
         h = self.headline
         check_finite(h.tolerance, "tolerance", low=0.0)

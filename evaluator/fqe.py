@@ -29,10 +29,12 @@ the statistical part of the interval.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from roadworthy.evaluator.bootstrap import episode_bootstrap
 from roadworthy.evaluator.fqe_torch import (
     HI,
     LO,
@@ -45,71 +47,11 @@ from roadworthy.evaluator.fqe_torch import (
     train_fqe,
 )
 from roadworthy.evaluator.logdata import EvalData
+from roadworthy.evaluator.policy_view import PolicyView
+from roadworthy.evaluator.settings import FQEConfig
 
-
-@dataclass(frozen=True)
-class FQEConfig:
-    """Settings of Fitted Q Evaluation.
-
-    Parameters
-    ----------
-    heads : int
-        Bootstrap heads (>= 2).
-    hidden : tuple of int
-    iterations : int
-        Fitted Q iterations (target-network updates); values propagate one step per
-        iteration, so 0 (the default) means the log's horizon plus 20.
-    steps_per_iteration : int
-        Gradient steps between target updates.
-    batch_size : int
-    learning_rate : float
-    max_rows : int
-        Training rows (whole episodes are subsampled, seeded, above this).
-    pessimism : {"terminal", "horizon"}
-        Value backed up through an out-of-support decision (see the module docstring).
-    failure_prob : float
-        For the plain estimate: the assumed chance that an out-of-support decision
-        ends in the worst outcome (0.5: no information either way).
-    """
-
-    heads: int = 5
-    hidden: tuple[int, ...] = (64, 64)
-    iterations: int = 0
-    steps_per_iteration: int = 80
-    batch_size: int = 512
-    learning_rate: float = 1e-3
-    max_rows: int = 300_000
-    pessimism: str = "terminal"
-    failure_prob: float = 0.5
-
-
-def logged_view(data: EvalData) -> PolicyView:
-    """The logged behaviour as a policy view: its own next action at every row, never gated.
-
-    Fitted Q evaluation of this view is SARSA: it estimates the behaviour's own value,
-    which the logged returns show, so it can be checked on held-out episodes.
-    """
-    acts = data.action.astype(np.float64)[:, None, :]
-    return PolicyView(acts, np.zeros((data.n, 1), dtype=bool), acts)
-
-
-@dataclass
-class PolicyView:
-    """What a policy does on the logged states (computed once per policy).
-
-    Attributes
-    ----------
-    actions : (N, K, A) the policy's action(s) at each logged state s_t
-    gate : (N, K) bool, those actions are outside the trusted support
-    trusted : (N, K, A) the actions at which Q is evaluated: the policy's own where
-        the logs cover them well, else pulled back toward the logged action just far
-        enough to be covered (Q cannot be trusted further out; see
-        :func:`roadworthy.evaluator.evaluate.policy_view`)
-    """
-
-    actions: np.ndarray
-    gate: np.ndarray
-    trusted: np.ndarray
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 @dataclass
@@ -153,7 +95,9 @@ def pessimistic_values(data: EvalData, to_go: np.ndarray, gamma: float, mode: st
 INPUT_CLIP = 6.0
 
 
-def _inputs(obs, act, to_go, horizon, scaler) -> torch.Tensor:
+def _inputs(
+    obs: np.ndarray, act: np.ndarray, to_go: np.ndarray, horizon: int, scaler: tuple[np.ndarray, np.ndarray]
+) -> torch.Tensor:
     x = np.hstack([obs, (to_go / horizon)[:, None], act]).astype(np.float64)
     z = np.clip((x - scaler[0]) / scaler[1], -INPUT_CLIP, INPUT_CLIP)
     return torch.as_tensor(z.astype(np.float32))
@@ -180,15 +124,6 @@ def value_bounds(data: EvalData, to_go: np.ndarray, gamma: float) -> np.ndarray:
     return out
 
 
-def episode_bootstrap(rng: np.random.Generator, heads: int, n_episodes: int) -> np.ndarray:
-    """Poisson(1) weights of each episode in each bootstrap head, shape (heads, n_episodes).
-
-    Drawn first from a fresh generator of the evaluation's seed, so every policy and the
-    logged behaviour share the same resamples: comparisons between them are paired.
-    """
-    return rng.poisson(1.0, size=(heads, n_episodes)).astype(np.float64)
-
-
 def fit_fqe(
     data: EvalData,
     view: PolicyView,
@@ -197,9 +132,14 @@ def fit_fqe(
     gamma: float,
     seed: int,
     device: str = "cpu",
-    on_iteration=None,
+    weights: np.ndarray | None = None,
+    on_iteration: Callable[[int, float], None] | None = None,
 ) -> FQEResult:
     """Fit FQE for one policy and return start-state values per head and channel.
+
+    ``weights`` (heads, episodes): the run's bootstrap resamples
+    (:class:`roadworthy.evaluator.headline.Headline` draws them once); drawn from ``seed``
+    when None.
 
     ``device`` is where the Q-networks train (``"cpu"``, or ``"cuda"`` where torch sees
     a GPU); an unknown or unavailable device is an error, never a silent fallback.
@@ -208,8 +148,13 @@ def fit_fqe(
         raise ValueError("FQE needs at least 2 heads for its statistical interval")
     dev = resolve_device(device)
     rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    ep_w = episode_bootstrap(rng, config.heads, data.n_episodes)
+    if weights is None:
+        ep_w = episode_bootstrap(rng, config.heads, data.n_episodes)
+    else:
+        ep_w = np.asarray(weights, dtype=np.float64)
+        # The training rows are drawn after the resamples from the same stream, as when FQE
+        # draws them itself: skip that draw so that both give the same rows.
+        rng.poisson(1.0, size=ep_w.shape)
     rows = _training_rows(data, config.max_rows, rng)
     scaler = _input_scaler(data)
     problem = build_problem(data, view, config, gamma, rows, ep_w, scaler)
@@ -289,7 +234,7 @@ def build_problem(
     lo_v, hi_v = pessimistic_values(data, data.next_to_go[rows], gamma, config.pessimism)
     every = np.hstack([data.reward[:, None], data.costs])
 
-    def f32(a) -> torch.Tensor:
+    def f32(a: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(a, dtype=torch.float32)
 
     return FQEProblem(
@@ -319,7 +264,14 @@ def build_problem(
 class _QReader:
     """Q values (E, N, C, 3) of (state, action, steps to go) rows from a trained network."""
 
-    def __init__(self, net, data: EvalData, scaler, channel_scale: torch.Tensor, gamma: float) -> None:
+    def __init__(
+        self,
+        net: EnsembleMLP,
+        data: EvalData,
+        scaler: tuple[np.ndarray, np.ndarray],
+        channel_scale: torch.Tensor,
+        gamma: float,
+    ) -> None:
         self.net, self.data, self.scaler, self.cs, self.gamma = net, data, scaler, channel_scale, gamma
 
     def __call__(self, obs: np.ndarray, action: np.ndarray, to_go: np.ndarray) -> np.ndarray:
@@ -327,7 +279,9 @@ class _QReader:
         return predict(self.net, x, step_scale(to_go, self.gamma), self.cs)
 
 
-def _start_values(q: _QReader, data: EvalData, view: PolicyView, config: FQEConfig, ep_w: np.ndarray):
+def _start_values(
+    q: _QReader, data: EvalData, view: PolicyView, config: FQEConfig, ep_w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Start-state values per head and channel: V(s0), the mean over pi's actions, gated for the bounds."""
     e, k = config.heads, view.gate.shape[1]
     s0 = data.starts

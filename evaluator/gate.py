@@ -1,9 +1,10 @@
 """The CI gate: checks on an evaluation report, and the versioned JSON verdict.
 
-:func:`verdict` is a pure function of an evaluation report (from
+:func:`verdict` is a function of an evaluation report (from
 :func:`roadworthy.evaluator.evaluate.evaluate`, which holds per-head figures on episode
 resamples shared by every policy and by the logged behaviour), the names of
-candidate and baseline, and a :class:`~roadworthy.evaluator.gate_config.GateConfig`. The JSON
+candidate and baseline, a :class:`~roadworthy.evaluator.gate_config.GateConfig`, and the
+policy files the report names (it records their SHA-256; nothing else is read). The JSON
 verdict is the source of truth; JUnit XML, Markdown and the terminal table are
 rendered from it (:mod:`roadworthy.evaluator.gate_render`).
 
@@ -63,7 +64,15 @@ def _paired(cand: list[float], base: list[float], confidence: float, side: str) 
     return float(d.mean()), float(d.mean() - t * sd if side == "lower" else d.mean() + t * sd)
 
 
-def _check(cid: str, passed: bool, observed, threshold, comparison: str, reason: str, **extra) -> dict:
+def _check(
+    cid: str,
+    passed: bool,
+    observed: float | None,
+    threshold: float | None,
+    comparison: str,
+    reason: str,
+    **extra: object,
+) -> dict:
     return {
         "id": cid,
         "passed": bool(passed),

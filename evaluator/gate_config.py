@@ -58,8 +58,12 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from roadworthy.data.errors import UsageError, check_finite, check_seed
+
+if TYPE_CHECKING:
+    from roadworthy.evaluator.evaluate_config import EvaluateConfig
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,39 @@ class EvaluationSection:
     support_alpha: float = 0.001
     confidence: float = 0.95
 
+    def to_config(self) -> EvaluateConfig:
+        """The :class:`~roadworthy.evaluator.evaluate_config.EvaluateConfig` these settings ask for.
+
+        The one place where flat settings (the CLI's flags, the TOML's ``[evaluation]`` keys)
+        become the estimators' configs; :meth:`of` is its inverse.
+        """
+        from dataclasses import replace
+
+        from roadworthy.evaluator.evaluate_config import EvaluateConfig
+        from roadworthy.evaluator.settings import FQEConfig, ModelConfig, RolloutSettings
+
+        fqe = replace(
+            FQEConfig(),
+            heads=self.heads,
+            iterations=self.iterations,
+            steps_per_iteration=self.steps_per_iteration,
+            hidden=(self.hidden_units, self.hidden_units),
+            pessimism=self.pessimism,
+        )
+        return EvaluateConfig(
+            gamma=self.gamma,
+            seed=self.seed,
+            heads=self.heads,
+            estimator=self.estimator,
+            support_alpha=self.support_alpha,
+            confidence=self.confidence,
+            fqe=fqe,
+            model=replace(ModelConfig(), steps=self.model_steps, heads=self.heads),
+            rollout=replace(RolloutSettings(), pessimism=self.pessimism),
+        )
+
     @classmethod
-    def of(cls, config) -> EvaluationSection:
+    def of(cls, config: EvaluateConfig) -> EvaluationSection:
         """The section that describes an :class:`roadworthy.evaluator.evaluate.EvaluateConfig` (the inverse of
         :meth:`GateConfig.evaluate_config`), e.g. to record settings used outside ``roadworthy gate``."""
         return cls(
@@ -181,35 +216,9 @@ class GateConfig:
         """Plain dict (for the verdict)."""
         return asdict(self)
 
-    def evaluate_config(self):
-        """The :class:`roadworthy.evaluator.evaluate.EvaluateConfig` that ``[evaluation]`` asks for."""
-        from dataclasses import replace
-
-        from roadworthy.evaluator.evaluate import EvaluateConfig
-        from roadworthy.evaluator.fqe import FQEConfig
-        from roadworthy.evaluator.model_based import ModelConfig
-        from roadworthy.evaluator.model_rollout import RolloutSettings
-
-        ev = self.evaluation
-        fqe = replace(
-            FQEConfig(),
-            heads=ev.heads,
-            iterations=ev.iterations,
-            steps_per_iteration=ev.steps_per_iteration,
-            hidden=(ev.hidden_units, ev.hidden_units),
-            pessimism=ev.pessimism,
-        )
-        return EvaluateConfig(
-            gamma=ev.gamma,
-            seed=ev.seed,
-            heads=ev.heads,
-            estimator=ev.estimator,
-            support_alpha=ev.support_alpha,
-            confidence=ev.confidence,
-            fqe=fqe,
-            model=replace(ModelConfig(), steps=ev.model_steps, heads=ev.heads),
-            rollout=replace(RolloutSettings(), pessimism=ev.pessimism),
-        )
+    def evaluate_config(self) -> EvaluateConfig:
+        """The :class:`roadworthy.evaluator.evaluate_config.EvaluateConfig` that ``[evaluation]`` asks for."""
+        return self.evaluation.to_config()
 
 
 OOD_GROUPS = ("source", "scenario")
@@ -219,7 +228,7 @@ def _fail(where: str, problem: str, hint: str) -> UsageError:
     return UsageError(f"{where}: {problem}", hint)
 
 
-def _coerce(where: str, value, annotation):
+def _coerce(where: str, value: object, annotation: object) -> object:
     """Check ``value`` against a field's annotation (the few types the config uses)."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -255,7 +264,7 @@ def _coerce(where: str, value, annotation):
     raise TypeError(annotation)  # pragma: no cover - a config field of a new type
 
 
-def _section(cls, raw, where: str):
+def _section(cls: type, raw: object, where: str) -> object:
     if not isinstance(raw, dict):
         raise _fail(where, f"expected a table, got {raw!r}", f"write it as [{where.split(':')[-1].strip()}]")
     types_ = typing.get_type_hints(cls)
@@ -367,7 +376,7 @@ def load_gate_config(path: str | Path | None) -> GateConfig:
         return GateConfig()
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"{path}: no such gate config file", "check the --config path")
+        raise UsageError(f"{path}: no such gate config file", "check the `config` path")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

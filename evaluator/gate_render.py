@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from roadworthy.data.text import markdown_text as md
 
 
-def _fmt(v) -> str:
+def _fmt(v: object) -> str:
     if v is None:
         return "-"
     return f"{v:.4g}" if isinstance(v, float) else str(v)

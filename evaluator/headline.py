@@ -38,15 +38,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from roadworthy.evaluator.fqe import FQEResult, episode_bootstrap, fit_fqe, logged_view
+from roadworthy.evaluator.bootstrap import episode_bootstrap
+from roadworthy.evaluator.fqe import FQEResult, fit_fqe
 from roadworthy.evaluator.logdata import EvalData
 from roadworthy.evaluator.model_eval import CRASH_CHANNELS, ModelEvaluator, event_rows, oob_check
 from roadworthy.evaluator.policy_entry import HeadFigures
+from roadworthy.evaluator.policy_view import logged_view
+from roadworthy.evaluator.settings import HeadlineSettings
 
-ESTIMATORS = ("auto", "model", "fqe")
+if TYPE_CHECKING:
+    from roadworthy.data.policy import OnnxPolicy
+    from roadworthy.density.behavior import BehaviorModel
+    from roadworthy.evaluator.evaluate_config import EvaluateConfig
+    from roadworthy.evaluator.model_based import DrivingModel
+    from roadworthy.evaluator.policy_view import PolicyView
 
 
 def _relative(check: dict) -> float:
@@ -128,7 +137,9 @@ def fqe_danger_check(data: EvalData, fqe: FQEResult, weights: np.ndarray, lead_s
     return out
 
 
-def fqe_checks(data: EvalData, config, weights: np.ndarray, returns: np.ndarray) -> tuple[FQEResult, dict]:
+def fqe_checks(
+    data: EvalData, config: EvaluateConfig, weights: np.ndarray, returns: np.ndarray
+) -> tuple[FQEResult, dict]:
     """Fit FQE of the logged behaviour (SARSA) on the resamples ``weights`` and check it on held-out
     episodes: the value (as the model's) and every crash channel's logged events. ``roadworthy fit``
     saves the checks with the driving model, so that a run reuses them."""
@@ -138,9 +149,8 @@ def fqe_checks(data: EvalData, config, weights: np.ndarray, returns: np.ndarray)
         replace(config.fqe_config, heads=weights.shape[0]),
         gamma=config.gamma,
         seed=config.seed,
+        weights=weights,
     )
-    if not np.array_equal(res.head_weights, weights):
-        raise RuntimeError("FQE drew other bootstrap resamples than the evaluation")  # pragma: no cover
     start_ep = data.episode[data.starts]
     value = _summary(oob_check(res.start_mid, returns[start_ep], weights[:, start_ep] == 0))
     crash = [c for c in data.cost_names if c in CRASH_CHANNELS]
@@ -195,17 +205,6 @@ def choose_channel(checks: dict, base: str, detection: float, fixed: str | None 
     return ChannelChoice([fixed] if fixed else chosen, checks, status)
 
 
-@dataclass(frozen=True)
-class HeadlineSettings:
-    """Thresholds of the rule (module docstring)."""
-
-    tolerance: float = 0.1
-    anchor_s: float = 2.0
-    danger_lead_s: float = 1.0
-    danger_detection: float = 0.5
-    fqe_checks: str = "auto"
-
-
 class Headline:
     """The estimators of one run, their checks, and the figures each policy gets.
 
@@ -222,13 +221,13 @@ class Headline:
     def __init__(
         self,
         data: EvalData,
-        behavior,
-        config,
+        behavior: BehaviorModel,
+        config: EvaluateConfig,
         returns: np.ndarray,
         *,
         on_stage: Callable[[str], None] = lambda s: None,
-        on_iteration=None,
-        driving=None,
+        on_iteration: Callable[[int, float], None] | None = None,
+        driving: DrivingModel | None = None,
         saved_checks: dict | None = None,
     ) -> None:
         from roadworthy.evaluator.policy_view import support_level
@@ -336,7 +335,12 @@ class Headline:
         """Whether any figure of a policy comes from FQE."""
         return self.value_estimator["chosen"] == "fqe" or any("fqe" in ch.chosen for ch in self.channels.values())
 
-    def figures(self, policy, view) -> HeadFigures:
+    @property
+    def kept_weights(self) -> np.ndarray:
+        """The resamples of the heads the run kept, (kept heads, episodes)."""
+        return self.weights[self.keep]
+
+    def figures(self, policy: OnnxPolicy, view: PolicyView) -> HeadFigures:
         """Per-head figures (kept heads) of one policy, every channel from its chosen estimator(s)."""
         data, k = self.data, self.keep
         parts: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -363,6 +367,7 @@ class Headline:
                 self.config.fqe_config,
                 gamma=self.config.gamma,
                 seed=self.config.seed,
+                weights=self.weights,
                 on_iteration=self.on_iteration,
             )
             parts["fqe"] = (fqe.mid[k], fqe.lo[k], fqe.hi[k])

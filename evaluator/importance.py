@@ -16,8 +16,12 @@ is reported so a reader can tell when these figures mean little.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 LOG_2PI = np.log(2 * np.pi)
 
@@ -48,10 +52,6 @@ def policy_logp(
     std = np.exp(log_std) if log_std is not None else np.broadcast_to(kernel_std, mean.shape)
     z = (actions - mean) / std
     return (-0.5 * z * z - np.log(std) - 0.5 * LOG_2PI).sum(axis=1)
-
-
-def _per_episode(values: np.ndarray, episode: np.ndarray, n_ep: int) -> np.ndarray:
-    return np.bincount(episode, weights=values, minlength=n_ep)
 
 
 def estimates(
@@ -111,7 +111,9 @@ def estimates(
     return out
 
 
-def with_intervals(fn, n_episodes: int, resamples: int, seed: int, confidence: float = 0.95) -> dict[str, dict]:
+def with_intervals(
+    fn: Callable[[np.ndarray], dict[str, float]], n_episodes: int, resamples: int, seed: int, confidence: float = 0.95
+) -> dict[str, dict]:
     """Point estimates of ``fn(episode_weights)`` and percentile bootstrap intervals."""
     point = fn(None)
     rng = np.random.default_rng(seed)

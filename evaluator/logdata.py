@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from roadworthy.data.schema import cost_columns, cost_name
 from roadworthy.data.surrogates import CHANNELS as SURROGATES
 from roadworthy.data.surrogates import SurrogateSpec
 from roadworthy.data.transitions import iter_transitions
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _EXTRA = ("source", "behavior_logp", "scenario", "map_name", "x", "y", "yaw", "speed", "disengagement")
 
@@ -107,7 +111,9 @@ class EvalData:
         return len(self.starts)
 
 
-def load_eval_data(logs: str | Path | LogDataset, *, on_rows=None, surrogates: bool = True) -> EvalData:
+def load_eval_data(
+    logs: str | Path | LogDataset, *, on_rows: Callable[[int], None] | None = None, surrogates: bool = True
+) -> EvalData:
     """Read a log into :class:`EvalData`.
 
     With ``surrogates`` and a log whose metadata declares its safety features
@@ -172,7 +178,7 @@ def load_eval_data(logs: str | Path | LogDataset, *, on_rows=None, surrogates: b
         names.append("lane_departure")
         geo_names = ("lane_departure",)
 
-    def col(name, fill):
+    def col(name: str, fill: float) -> np.ndarray:
         if name not in cat:
             return np.full(n, fill, dtype=object if isinstance(fill, str) else np.float64)
         v = cat[name]

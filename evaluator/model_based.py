@@ -25,12 +25,10 @@ proportion (:mod:`roadworthy.evaluator.model_rollout`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from roadworthy.data.errors import UsageError
 from roadworthy.evaluator.dynamics_torch import (
     ARDynamicsEnsemble,
     DynamicsEnsemble,
@@ -40,55 +38,7 @@ from roadworthy.evaluator.dynamics_torch import (
     train_dynamics,
 )
 from roadworthy.evaluator.logdata import EvalData
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Settings of the learned driving model and of its rollouts.
-
-    Parameters
-    ----------
-    heads : int
-        Ensemble members (>= 2); each is one bootstrap head of the intervals.
-    dynamics : {"mixture", "autoregressive"}
-        Next-state distribution of the learned features: one joint mixture of diagonal
-        Gaussians given the state, the action and the computed features' next values
-        (default; one network pass per step), or each feature in turn given the ones
-        before (MADE; a pass per feature).
-    components : int
-        Mixture components (per feature for ``autoregressive``).
-    hidden : tuple of int
-        Hidden layer widths.
-    steps : int
-        Gradient steps.
-    batch_size : int
-    learning_rate, weight_decay : float
-    particles : int
-        Simulated trajectories per logged start and member.
-    max_rows : int
-        Training rows (whole episodes are subsampled, seeded, above this).
-    """
-
-    heads: int = 10
-    dynamics: str = "mixture"
-    components: int = 8
-    hidden: tuple[int, ...] = (128, 128)
-    steps: int = 1500
-    batch_size: int = 512
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-5
-    particles: int = 2
-    max_rows: int = 300_000
-
-    def validate(self) -> None:
-        """Raise :class:`UsageError` for settings out of range."""
-        if self.heads < 2:
-            raise UsageError(f"the driving model needs at least 2 heads, got {self.heads}", "use e.g. 10")
-        for name, v in (("components", self.components), ("steps", self.steps), ("particles", self.particles)):
-            if v < 1:
-                raise UsageError(f"model {name} must be at least 1, got {v}", "see docs/evaluator.md")
-        if self.dynamics not in ("autoregressive", "mixture"):
-            raise UsageError(f"unknown dynamics model {self.dynamics!r}", "use autoregressive or mixture")
+from roadworthy.evaluator.settings import ModelConfig
 
 
 def _binary(values: np.ndarray) -> bool:
@@ -143,7 +93,6 @@ class DrivingModel:
         self = cls(config)
         self.computed = sorted(computed or [])
         rng = np.random.default_rng(seed)
-        torch.manual_seed(seed)
         rows = np.arange(data.n)
         if data.n > config.max_rows:
             order = rng.permutation(data.n_episodes)
@@ -202,7 +151,9 @@ class DrivingModel:
         self.net.eval()
         return self
 
-    def _scalers(self, data: EvalData, obs, act, delta, has_next) -> None:
+    def _scalers(
+        self, data: EvalData, obs: np.ndarray, act: np.ndarray, delta: np.ndarray, has_next: np.ndarray
+    ) -> None:
         """Input and output scales, feature bounds and the autoregressive order."""
         self.obs_mean = obs.mean(axis=0)
         self.obs_std = obs.std(axis=0) + 1e-6
@@ -226,7 +177,7 @@ class DrivingModel:
         first = [j for j in order if j in set(self.computed)]
         self.order = np.array([*first, *(j for j in order if j not in set(self.computed))], dtype=np.int64)
 
-    def _events(self, data: EvalData, rows, learned: list[str], explained) -> np.ndarray:
+    def _events(self, data: EvalData, rows: np.ndarray, learned: list[str], explained: np.ndarray | None) -> np.ndarray:
         """(R, 1 + J) event targets (termination, then the learned channels), and their scales."""
         self.learned = list(learned)
         cols = [data.cost_names.index(c) for c in self.learned]
@@ -498,14 +449,24 @@ class DrivingModel:
             nxt[..., j] = v
         return self._outputs(nxt, r, ev)
 
-    def _outputs(self, nxt, r, ev):
+    def _outputs(
+        self, nxt: torch.Tensor, r: torch.Tensor, ev: torch.Tensor
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         out = np.where(self.binary, 1.0 / (1.0 + np.exp(-ev)), ev * self.event_scale)
         out[..., ~self.binary] = np.maximum(out[..., ~self.binary], 0.0)
         # A learned reward never leaves the log's (declared) reward range.
         reward = np.clip(r * self.reward_std + self.reward_mean, *self.reward_range)
         return nxt, reward, out[..., 0], out[..., 1:]
 
-    def _step_mixture(self, obs, act, u_component, normals, known, history=None):
+    def _step_mixture(
+        self,
+        obs: np.ndarray,
+        act: np.ndarray,
+        u_component: np.ndarray,
+        normals: np.ndarray,
+        known: np.ndarray | None,
+        history: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`step` of the joint-mixture dynamics: one network pass per step."""
         comp = self.computed
         if set(known) != set(comp):

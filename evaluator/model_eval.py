@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,10 @@ from roadworthy.evaluator.model_based import DrivingModel, ModelConfig
 from roadworthy.evaluator.model_rollout import RolloutSettings, SimResult, Support, simulate
 from roadworthy.evaluator.policy_view import row_normals
 from roadworthy.evaluator.world import World, explained_events
+
+if TYPE_CHECKING:
+    from roadworthy.data.policy import OnnxPolicy
+    from roadworthy.density.behavior import BehaviorModel
 
 
 def start_horizons(data: EvalData) -> np.ndarray:
@@ -101,7 +106,7 @@ class ModelEvaluator:
     def __init__(
         self,
         data: EvalData,
-        behavior,
+        behavior: BehaviorModel,
         weights: np.ndarray,
         *,
         config: ModelConfig,
@@ -123,7 +128,7 @@ class ModelEvaluator:
         self.start_episode = data.episode[data.starts]
 
     @property
-    def channels(self):
+    def channels(self) -> list[str]:
         """The cost channels of the simulated world (:class:`roadworthy.evaluator.world.Channel`)."""
         return self.world.channels
 
@@ -146,7 +151,7 @@ class ModelEvaluator:
             seed=self.seed,
         )
 
-    def policy_actions(self, policy) -> Callable[[np.ndarray, int], np.ndarray]:
+    def policy_actions(self, policy: OnnxPolicy) -> Callable[[np.ndarray, int], np.ndarray]:
         """The policy's actions on simulated states (a Gaussian policy's draws keyed by row and step)."""
         low, high = self.data.action_low, self.data.action_high
 
@@ -161,7 +166,7 @@ class ModelEvaluator:
 
         return act
 
-    def cost_to_go(self, policy, *, steps: int = 25, max_rows: int = 8_000) -> np.ndarray:
+    def cost_to_go(self, policy: OnnxPolicy, *, steps: int = 25, max_rows: int = 8_000) -> np.ndarray:
         """Expected discounted cost of each channel over the next ``steps`` steps from logged
         states, under the policy, in the first member (rows subsampled above ``max_rows``;
         NaN elsewhere). For the risk map's per-cell costs."""

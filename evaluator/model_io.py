@@ -1,7 +1,7 @@
 """Saving and loading the learned driving model beside the behaviour model: JSON and arrays, never code.
 
 ``roadworthy fit`` writes ``MODEL/driving/`` (:func:`save_driving`) next to the behaviour
-density; ``evaluate`` and ``gate`` with ``--model MODEL`` reuse it
+density; ``evaluate`` and ``gate`` given that model folder reuse it
 (:func:`load_driving`) when it was fitted on the same log with the settings they
 ask for, and refit otherwise, saying why. The network's weights are stored as plain
 arrays (``allow_pickle=False``) and put back into a freshly built network of the
@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,6 +23,11 @@ from roadworthy.density.persistence import ModelFileError, load_folder, save_fol
 from roadworthy.evaluator.dynamics_torch import ARDynamicsEnsemble, DynamicsEnsemble
 from roadworthy.evaluator.logdata import EvalData
 from roadworthy.evaluator.model_based import DrivingModel, ModelConfig
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from roadworthy.evaluator.evaluate_config import EvaluateConfig
 
 FORMAT = "roadworthy-driving-model"
 FOLDER = "driving"
@@ -56,7 +62,7 @@ def log_fingerprint(data: EvalData) -> str:
     return h.hexdigest()[:32]
 
 
-def fit_key(data: EvalData, config) -> dict:
+def fit_key(data: EvalData, config: EvaluateConfig) -> dict:
     """What must match for a saved driving model (and its saved checks) to be reused, for an
     evaluation with ``config`` (an EvaluateConfig)."""
     from dataclasses import replace
@@ -119,7 +125,8 @@ def load_driving(folder: str | Path) -> tuple[DrivingModel, dict, dict]:
     try:
         cfg = dict(meta["config"])
         cfg["hidden"] = tuple(cfg["hidden"])
-        config = ModelConfig(**cfg)
+        # Fields a later release dropped (``particles`` until 0.1) are ignored.
+        config = ModelConfig(**{k: v for k, v in cfg.items() if k in ModelConfig.__dataclass_fields__})
         model = DrivingModel(config)
         for k in _ARRAYS:
             setattr(model, k, arrays[k])
@@ -174,13 +181,15 @@ def driving_path(model_folder: str | Path) -> Path:
     return Path(model_folder) / FOLDER
 
 
-def fit_and_save_driving(logs, folder: str | Path, config, *, on_stage=None) -> dict:
+def fit_and_save_driving(
+    logs: str | Path, folder: str | Path, config: EvaluateConfig, *, on_stage: Callable[[str], None] | None = None
+) -> dict:
     """Fit the driving model of ``logs`` as :func:`roadworthy.evaluator.evaluate.evaluate` would with
     ``config`` (an EvaluateConfig), check FQE of the logged behaviour on the same resamples, and
     save both to ``folder``; returns the fit key."""
     from dataclasses import replace
 
-    from roadworthy.evaluator.fqe import episode_bootstrap
+    from roadworthy.evaluator.bootstrap import episode_bootstrap
     from roadworthy.evaluator.headline import fqe_checks
     from roadworthy.evaluator.logdata import load_eval_data
     from roadworthy.evaluator.model_eval import episode_returns, fit_driving_model
@@ -198,7 +207,9 @@ def fit_and_save_driving(logs, folder: str | Path, config, *, on_stage=None) -> 
     return key
 
 
-def saved_driving(model_folder, data: EvalData, config) -> tuple[DrivingModel | None, str, dict]:
+def saved_driving(
+    model_folder: str | Path, data: EvalData, config: EvaluateConfig
+) -> tuple[DrivingModel | None, str, dict]:
     """The driving model a model folder keeps (and its saved checks), when it fits this log and
     ``config``; else None and why."""
     if model_folder is None or not isinstance(model_folder, str | Path):

@@ -37,10 +37,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from roadworthy.evaluator.settings import RolloutSettings
 from roadworthy.evaluator.world import World
+
+if TYPE_CHECKING:
+    from roadworthy.density.behavior import BehaviorModel
+    from roadworthy.density.calibration import ConformalCalibrator
 
 
 @dataclass(frozen=True)
@@ -62,10 +68,10 @@ class Support:
     state_span: float
 
     @classmethod
-    def of(cls, model, alpha: float) -> Support:
+    def of(cls, model: BehaviorModel, alpha: float) -> Support:
         """From a fitted :class:`roadworthy.density.behavior.BehaviorModel` at level ``alpha``."""
 
-        def edge(cal) -> tuple[float, float]:
+        def edge(cal: ConformalCalibrator) -> tuple[float, float]:
             scores = cal.scores["all"]
             n = len(scores)
             # p <= alpha beyond the k-th largest calibration score, k = floor(alpha * (n + 1)).
@@ -79,7 +85,7 @@ class Support:
         return cls(a_edge, a_span, s_edge, s_span)
 
     def shortfall(
-        self, model, obs: np.ndarray, act: np.ndarray, *, states: bool = True
+        self, model: BehaviorModel, obs: np.ndarray, act: np.ndarray, *, states: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """Shortfalls (N,) of decisions and of states (0 inside the support; states
         only when asked for)."""
@@ -106,47 +112,6 @@ class SimResult:
     outside: np.ndarray
     state_outside: np.ndarray
     hazard: np.ndarray
-
-
-@dataclass(frozen=True)
-class RolloutSettings:
-    """How the rollout treats what the logs do not cover.
-
-    Parameters
-    ----------
-    hazard_estimate, hazard_bound : float
-        kappa of the failure hazard h = 1 - exp(-kappa * z) of a decision whose support
-        shortfall is z, for the estimate and for the bounds.
-    pessimism : {"terminal", "horizon"}
-        What a failure costs: the terminal reward, or the worst reward to the horizon.
-    particles : int
-        Simulated futures per logged start and member.
-    state_weight : float
-        Weight of the simulated *state's* shortfall beside the decision's (0: decisions
-        only). A policy whose every decision looks ordinary can still drive, one small
-        step at a time, into states no log holds (a slow drift off the road); the state
-        shortfall of each simulated step sees the accumulated drift.
-    base_rate_outside : bool
-        Outside the state support, learned event probabilities stay at least at their
-        base rates (off by default: the crash channels are computed where the log
-        declares what they need, and a policy that drives where nobody drove pays through
-        ``state_weight``, not through the fleet's crash rate).
-    crash_rules : tuple of str
-        Crash channels that computed rules detect (:mod:`roadworthy.evaluator.world`):
-        ``collision`` from the gaps, ``off_road`` from the pose and the map.
-    lane_change : {"learned", "kinematic"}
-        How the ego's slots are refilled when it changes lanes
-        (:meth:`roadworthy.evaluator.world.World._follow_lane_change`).
-    """
-
-    hazard_estimate: float = 0.05
-    hazard_bound: float = 2.0
-    pessimism: str = "terminal"
-    particles: int = 2
-    state_weight: float = 0.0
-    base_rate_outside: bool = False
-    crash_rules: tuple[str, ...] = ("collision", "off_road")
-    lane_change: str = "learned"
 
 
 def simulate(

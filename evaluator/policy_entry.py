@@ -118,7 +118,7 @@ def importance_block(
         rows = np.arange(data.n) if subset is None else np.flatnonzero(subset)
         _, ep = np.unique(data.episode[rows], return_inverse=True)
 
-        def fn(w):
+        def fn(w: np.ndarray) -> dict[str, float]:
             out = estimates(
                 reward=data.reward[rows],
                 log_rho=log_rho[rows],

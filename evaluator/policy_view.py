@@ -12,14 +12,48 @@ step), so the local and the Ray engine, whatever their batches, give the same vi
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from roadworthy.evaluator.fqe import PolicyView
+from roadworthy.evaluator.logdata import EvalData
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from roadworthy.data.policy import OnnxPolicy
     from roadworthy.density.behavior import BehaviorModel
+
+
+@dataclass
+class PolicyView:
+    """What a policy does on the logged states (computed once per policy).
+
+    Attributes
+    ----------
+    actions : (N, K, A) the policy's action(s) at each logged state s_t
+    gate : (N, K) bool, those actions are outside the trusted support
+    trusted : (N, K, A) the actions at which Q is evaluated: the policy's own where
+        the logs cover them well, else pulled back toward the logged action just far
+        enough to be covered (Q cannot be trusted further out; see
+        :func:`roadworthy.evaluator.evaluate.policy_view`)
+    """
+
+    actions: np.ndarray
+    gate: np.ndarray
+    trusted: np.ndarray
+
+
+def logged_view(data: EvalData) -> PolicyView:
+    """The logged behaviour as a policy view: its own next action at every row, never gated.
+
+    Fitted Q evaluation of this view is SARSA: it estimates the behaviour's own value,
+    which the logged returns show, so it can be checked on held-out episodes.
+    """
+    acts = data.action.astype(np.float64)[:, None, :]
+    return PolicyView(acts, np.zeros((data.n, 1), dtype=bool), acts)
+
 
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -32,7 +66,7 @@ def _mix(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-def episode_keys(episode_ids) -> np.ndarray:
+def episode_keys(episode_ids: Sequence[object]) -> np.ndarray:
     """A stable 64-bit key per episode id (CRC-32 of its UTF-8 text)."""
     return np.asarray([zlib.crc32(str(e).encode()) for e in episode_ids], dtype=np.uint64)
 
@@ -62,7 +96,7 @@ def view_arrays(
     logged_action: np.ndarray,
     keys: np.ndarray,
     steps: np.ndarray,
-    policy,
+    policy: OnnxPolicy,
     model: BehaviorModel,
     *,
     action_low: np.ndarray,

@@ -19,12 +19,17 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from roadworthy.data.ray_engine import collect
+
+if TYPE_CHECKING:
+    from roadworthy.evaluator.evaluate_config import EvaluateConfig
+    from roadworthy.evaluator.logdata import EvalData
 
 VIEW_COLUMNS = ("episode_id", "step", "obs", "action", "behavior_logp")
 
@@ -119,7 +124,7 @@ def _discounted(batch: pa.Table, channels: list[str], gamma: float) -> pa.Table:
     return pa.table(cols)
 
 
-def _align(data, frame: pd.DataFrame) -> np.ndarray:
+def _align(data: EvalData, frame: pd.DataFrame) -> np.ndarray:
     """Row positions in ``data`` of (episode_id, step) pairs."""
     want = pd.MultiIndex.from_arrays([np.asarray(data.episode_ids, dtype=object)[data.episode], data.step])
     got = pd.MultiIndex.from_arrays([frame["episode_id"].astype(str).to_numpy(), frame["step"].to_numpy()])
@@ -129,7 +134,7 @@ def _align(data, frame: pd.DataFrame) -> np.ndarray:
     return idx
 
 
-def _unflat(table: pa.Table, col: str, shape: tuple[int, ...], idx: np.ndarray, dtype=np.float64) -> np.ndarray:
+def _unflat(table: pa.Table, col: str, shape: tuple[int, ...], idx: np.ndarray, dtype: type = np.float64) -> np.ndarray:
     flat = table.column(col).combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(dtype)
     out = np.empty((len(idx), *shape), dtype=dtype)
     out[idx] = flat.reshape(len(idx), *shape)
@@ -139,7 +144,9 @@ def _unflat(table: pa.Table, col: str, shape: tuple[int, ...], idx: np.ndarray, 
 class RayRowWork:
     """The distributed row-wise work of one evaluation (use inside :func:`roadworthy.data.ray_engine.ray_session`)."""
 
-    def __init__(self, logs, data, model, config, allow_code: bool = False) -> None:
+    def __init__(
+        self, logs: str | Path, data: EvalData, model: str | Path, config: EvaluateConfig, allow_code: bool = False
+    ) -> None:
         self.logs, self.data, self.config, self.allow_code = logs, data, config, allow_code
         self._tmp = None
         if isinstance(model, str | Path):
@@ -154,7 +161,7 @@ class RayRowWork:
         if self._tmp is not None:
             self._tmp.cleanup()
 
-    def _map(self, cls, kwargs: dict):
+    def _map(self, cls: type, kwargs: dict) -> pa.Table:
         from roadworthy.data.ray_engine import actor_count, read_logs
 
         return read_logs(self.logs, VIEW_COLUMNS).map_batches(

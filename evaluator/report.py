@@ -9,7 +9,7 @@ from __future__ import annotations
 from roadworthy.data.text import markdown_text as md
 
 
-def _f(v, digits: int = 2) -> str:
+def _f(v: float | None, digits: int = 2) -> str:
     return "-" if v is None else f"{v:,.{digits}f}"
 
 

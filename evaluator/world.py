@@ -41,7 +41,7 @@ from roadworthy.evaluator.logdata import EvalData
 
 if TYPE_CHECKING:
     from roadworthy.data.road_geometry import RoadQuery
-from roadworthy.evaluator.model_based import DrivingModel
+    from roadworthy.evaluator.model_based import DrivingModel
 
 #: How the ego's slots are refilled when it changes lanes (see :meth:`World._follow_lane_change`).
 LANE_CHANGE = ("learned", "kinematic")
@@ -312,7 +312,7 @@ class World:
         maps = self.geometry.map_index(data.map_name[rows])
         return State(obs, pose, maps, history=history)
 
-    def _road(self, pose: np.ndarray, maps: np.ndarray, prev_speed: np.ndarray | None = None):
+    def _road(self, pose: np.ndarray, maps: np.ndarray, prev_speed: np.ndarray | None = None) -> dict[str, np.ndarray]:
         e, m = pose.shape[:2]
         vals, q = self.geometry.observe(pose.reshape(-1, 4), np.tile(maps, e), prev_speed)
         return {j: v.reshape(e, m) for j, v in vals.items()}, q

@@ -22,12 +22,28 @@ from __future__ import annotations
 
 from roadworthy._version import __version__
 
-API = ("validate", "fit", "score", "evaluate", "gate", "collect", "rollout", "import_carla")
+API = (
+    "validate",
+    "fit",
+    "score",
+    "evaluate",
+    "gate",
+    "collect",
+    "rollout",
+    "import_carla",
+    "carla_info",
+    "collect_carla",
+    "import_dmv",
+    "dmv_summary",
+    "example_policies",
+    "dashboard_inputs",
+    "demo",
+)
 
 __all__ = ["__version__", *API]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     # PEP 562: the API (and what it imports) loads on first use, so the layers below
     # can import ``roadworthy._version`` without pulling the whole stack in.
     if name in API:

@@ -16,17 +16,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from roadworthy.results import (
     BehaviorFit,
+    CarlaCollection,
     CarlaImport,
     Collection,
+    DashboardLaunch,
+    Demo,
+    DmvImport,
+    DmvSummary,
     Evaluation,
+    ExamplePolicies,
     GateResult,
+    RecordingInfo,
     Rollout,
     Scores,
     Validation,
 )
+
+if TYPE_CHECKING:  # the configs load torch-free, but only when a function runs
+    from roadworthy.evaluator.evaluate_config import EvaluateConfig
+    from roadworthy.evaluator.gate_config import GateConfig
 
 Progress = Callable[[int], None] | None
 Stage = Callable[[str], None] | None
@@ -58,6 +70,7 @@ def fit(
     epochs: int | None = None,
     seed: int = 0,
     driving: bool = True,
+    evaluation: EvaluateConfig | None = None,
     overwrite: bool = False,
     on_rows: Progress = None,
     on_stage: Stage = None,
@@ -81,12 +94,15 @@ def fit(
     driving : bool
         Also fit the learned driving model with the evaluation's default settings and
         save it in ``out/driving`` (needs ``out``).
+    evaluation : roadworthy.evaluator.evaluate_config.EvaluateConfig, optional
+        Settings of that driving model (those of the evaluations that will reuse it);
+        the defaults with ``seed`` when None.
     """
     from roadworthy.data.dataset import scan_logs
     from roadworthy.data.writer import guard_output, staging_dir
     from roadworthy.density.behavior import BehaviorConfig, BehaviorModel
 
-    guard_output(out, inputs=[logs], overwrite=overwrite, folder=True, option="--output")
+    guard_output(out, inputs=[logs], overwrite=overwrite, folder=True, option="out")
     params: dict = {"random_state": seed}
     if epochs is not None and model == "mdn":
         params["epochs"] = epochs
@@ -113,7 +129,8 @@ def fit(
             from roadworthy.evaluator.evaluate_config import EvaluateConfig
             from roadworthy.evaluator.model_io import driving_path, fit_and_save_driving
 
-            key = fit_and_save_driving(logs, driving_path(staging), EvaluateConfig(seed=seed), on_stage=on_stage)
+            settings = evaluation if evaluation is not None else EvaluateConfig(seed=seed)
+            key = fit_and_save_driving(logs, driving_path(staging), settings, on_stage=on_stage)
             saved = {"folder": str(driving_path(out)), "heads": key["heads"], "seed": key["seed"]}
     return BehaviorFit(fitted, Path(out), saved)
 
@@ -139,7 +156,7 @@ def score(
     from roadworthy.data.writer import guard_output
     from roadworthy.density.scoring import score_logs
 
-    guard_output(out, inputs=[logs, model, policy], overwrite=overwrite, folder=engine == "ray", option="--output")
+    guard_output(out, inputs=[logs, model, policy], overwrite=overwrite, folder=engine == "ray", option="out")
     counts = score_logs(
         logs,
         model,
@@ -160,7 +177,7 @@ def evaluate(
     policies: Sequence[str | Path],
     *,
     model: str | Path | None = None,
-    config=None,
+    config: EvaluateConfig | None = None,
     allow_code: bool = False,
     engine: str = "local",
     address: str | None = None,
@@ -202,7 +219,7 @@ def gate(
     candidate: str | Path,
     baseline: str | Path = "behavior",
     *,
-    config=None,
+    config: GateConfig | str | Path | None = None,
     model: str | Path | None = None,
     seed: int | None = None,
     allow_code: bool = False,
@@ -246,11 +263,11 @@ def collect(
 
     check_seed(seed)
     if episodes < 1:
-        raise UsageError(f"--episodes must be at least 1, got {episodes}", "ask for one or more episodes")
+        raise UsageError(f"`episodes` must be at least 1, got {episodes}", "ask for one or more episodes")
     if not duration > 0 or duration == float("inf"):
-        raise UsageError(f"--duration must be positive and finite, got {duration}", "give seconds, e.g. 30")
+        raise UsageError(f"`duration` must be positive and finite, got {duration}", "give seconds, e.g. 30")
     if not 0.0 <= autopilot_share <= 1.0:
-        raise UsageError(f"--autopilot-share must lie in [0, 1], got {autopilot_share}", "e.g. 0.6")
+        raise UsageError(f"`autopilot_share` must lie in [0, 1], got {autopilot_share}", "e.g. 0.6")
     result = collect_highway(
         out,
         episodes=episodes,
@@ -286,7 +303,7 @@ def rollout(
 
     check_seed(seed)
     if not duration > 0 or duration == float("inf"):
-        raise UsageError(f"--duration must be positive and finite, got {duration}", "give seconds, e.g. 30")
+        raise UsageError(f"`duration` must be positive and finite, got {duration}", "give seconds, e.g. 30")
     report = rollout_highway(
         list(policies),
         episodes=episodes,
@@ -321,6 +338,188 @@ def import_carla(
     from roadworthy.data.validate import validate_logs
 
     if source not in ("autopilot", "human"):
-        raise UsageError(f"--source must be autopilot or human, got '{source}'", "e.g. --source human")
+        raise UsageError(f"`source` must be autopilot or human, got '{source}'", "e.g. human")
     result = import_recording(recording, map_path=map_path, out=out, hero=hero, source=source, overwrite=overwrite)
     return CarlaImport(result, validate_logs(out))
+
+
+def carla_info(recording: str | Path, *, profile: str | None = None, events: bool = False) -> RecordingInfo:
+    """Summary of a CARLA recorder file: map, frames, duration, actors, heroes, collisions, packets.
+
+    ``profile`` forces a packet profile such as ``"0.9.13"`` (default: detected from the
+    file); ``events`` adds CARLA's own event listing (``show_recorder_file_info``) as ``text``.
+    """
+    from roadworthy.data.carla.info import summarize_recording
+    from roadworthy.data.errors import UsageError
+
+    try:
+        return RecordingInfo(summarize_recording(recording, profile=profile, events=events))
+    except ValueError as exc:
+        raise UsageError(str(exc), "leave profile out to detect it from the file") from None
+
+
+def collect_carla(
+    out: str | Path,
+    *,
+    host: str = "localhost",
+    port: int = 2000,
+    town: str = "Town01",
+    episodes: int = 1,
+    duration: float = 60.0,
+    traffic: int = 30,
+    human: bool = False,
+    seed: int = 0,
+    timeout: float = 10.0,
+    overwrite: bool = False,
+    on_tick: Progress = None,
+) -> CarlaCollection:
+    """Drive a running CARLA server (synchronous mode) and log the hero, with CARLA's recorder alongside.
+
+    Needs the ``carla`` extra and a server at ``host:port`` (checked first, within
+    ``timeout`` seconds); ``duration`` is seconds of simulation per episode.
+    """
+    from roadworthy.data.carla.live import LiveConfig
+    from roadworthy.data.carla.live import collect_carla as run
+
+    config = LiveConfig(
+        host=host,
+        port=port,
+        timeout=timeout,
+        town=town,
+        episodes=episodes,
+        duration=duration,
+        traffic=traffic,
+        human=human,
+        seed=seed,
+    )
+    return CarlaCollection(run(config, out, on_tick=on_tick, overwrite=overwrite))
+
+
+def collect_carla_steps(duration: float, episodes: int) -> int:
+    """Simulation ticks of :func:`collect_carla` (for a progress bar)."""
+    from roadworthy.data.carla.live import LiveConfig
+
+    return round(duration / LiveConfig().fixed_delta) * episodes
+
+
+def import_dmv(
+    disengagements: Sequence[str | Path], mileage: Sequence[str | Path], out: str | Path, *, overwrite: bool = False
+) -> DmvImport:
+    """Read California DMV disengagement and mileage reports into Parquet tables in ``out``.
+
+    The result's report says what was dropped or normalised, with counts (docs/dmv.md).
+    """
+    from roadworthy.data.dmv.importer import import_dmv as run
+
+    return DmvImport(run(list(disengagements), list(mileage), out, overwrite=overwrite))
+
+
+def dmv_summary(folder: str | Path, by: Sequence[str] = ("manufacturer", "year")) -> DmvSummary:
+    """Disengagements, autonomous miles and the rate per 1,000 miles (exact 95 % interval) per group.
+
+    ``folder`` is one written by :func:`import_dmv`; ``by`` any of manufacturer, year,
+    initiator, location, cause.
+    """
+    from roadworthy.data.dmv.summary import summarize
+
+    return DmvSummary(summarize(folder, tuple(by)))
+
+
+def example_policies(out: str | Path, *, overwrite: bool = False) -> ExamplePolicies:
+    """Copy the example ONNX policies shipped with roadworthy to ``out`` (atomically, file by file)."""
+    import shutil
+
+    from roadworthy.data.sim.policies import EXAMPLES, example_policy_path
+    from roadworthy.data.writer import guard_output
+
+    out = Path(out)
+    targets = {spec.name: out / f"{spec.name}.onnx" for spec in EXAMPLES}
+    for target in targets.values():
+        guard_output(target, overwrite=overwrite, option="out")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for spec in EXAMPLES:
+        target = targets[spec.name]
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(example_policy_path(spec.name), tmp)
+        tmp.replace(target)
+        kind = "gaussian" if spec.std else "deterministic"
+        rows.append({"name": spec.name, "kind": kind, "description": spec.description, "file": str(target)})
+    return ExamplePolicies(rows)
+
+
+def dashboard_inputs(
+    logs: Sequence[str | Path] = (),
+    *,
+    report: str | Path | None = None,
+    model: str | Path | None = None,
+    truth: str | Path | None = None,
+    dmv: str | Path | None = None,
+    engine: str = "local",
+    address: str | None = None,
+) -> DashboardLaunch:
+    """Check the dashboard's inputs and give the environment that hands them to the app.
+
+    Each input is checked here, so that a wrong path is a clear error now rather than
+    in the browser: ``logs`` (read as driving logs), ``report`` (``evaluate``'s JSON),
+    ``model`` (a ``fit`` folder), ``truth`` (``rollout``'s JSON), ``dmv`` (an
+    ``import_dmv`` folder).
+    """
+    import importlib.util
+
+    from roadworthy.dashboards.inputs import dashboard_env
+    from roadworthy.data.dataset import scan_logs
+    from roadworthy.data.errors import UsageError
+    from roadworthy.data.ray_engine import check_engine
+
+    check_engine(engine, address)
+    if importlib.util.find_spec("streamlit") is None:
+        raise UsageError("streamlit is not installed", "pip install 'roadworthy[dashboard]'")
+    logs = list(logs)
+    if not logs and dmv is None:
+        raise UsageError("nothing to show", "give driving logs, or dmv (a folder from import_dmv), or both")
+    if dmv is not None and not (Path(dmv) / "events.parquet").is_file():
+        raise UsageError(f"dmv {dmv}: no events.parquet there", "give a folder written by import_dmv")
+    for log in logs:
+        scan_logs(log)
+    for path, what in ((report, "report"), (truth, "truth")):
+        if path is not None and not Path(path).is_file():
+            raise UsageError(f"{what} {path}: no such file", "give a JSON file written by roadworthy")
+    if model is not None and not Path(model).is_dir():
+        raise UsageError(f"model {model}: no such model folder", "give a folder written by fit")
+    return DashboardLaunch(dashboard_env(logs, report, model, truth, engine, address, dmv))
+
+
+def demo(
+    out: str | Path = "runs/demo",
+    *,
+    episodes: int = 200,
+    rollout_episodes: int = 40,
+    seed: int = 0,
+    workers: int | None = None,
+    quick: bool = False,
+    on_stage: Stage = None,
+    on_progress: Callable[[str, int], Callable[[], None]] | None = None,
+) -> Demo:
+    """The main job on the embedded default, as a sequence of the calls above (docs/api.md).
+
+    :func:`collect` fleet logs, :func:`example_policies`, :func:`fit` the behaviour and
+    driving models, :func:`score` the logged actions and each policy's, :func:`evaluate`
+    the policies, :func:`rollout` their ground truth, and each policy's gate verdict
+    against ``autopilot-clone`` from that one evaluation. ``quick``: small estimator
+    settings, for smoke tests. ``out`` may only be a new folder or the demo's own.
+    """
+    from roadworthy.demo import run_demo
+
+    return Demo(
+        run_demo(
+            out,
+            episodes=episodes,
+            rollout_episodes=rollout_episodes,
+            seed=seed,
+            workers=workers,
+            quick=quick,
+            on_stage=on_stage,
+            on_progress=on_progress,
+        )
+    )

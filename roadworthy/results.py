@@ -203,3 +203,111 @@ class CarlaImport(Result):
 
     def _line(self) -> str:
         return f"{self.result.rows:,} rows of hero {self.result.hero} written to {self.summary.source}"
+
+
+@dataclass(frozen=True, repr=False)
+class RecordingInfo(Result):
+    """Summary of a CARLA recorder file by :func:`roadworthy.carla_info` (``info``; ``text`` with events)."""
+
+    info: dict
+
+    def _json(self) -> dict:
+        return {k: v for k, v in self.info.items() if k != "text"}
+
+    def _line(self) -> str:
+        return f"{self.info['map']}: {self.info['frames']:,} frames, {self.info['duration_s']:.1f} s"
+
+
+@dataclass(frozen=True, repr=False)
+class CarlaCollection(Result):
+    """What :func:`roadworthy.collect_carla` wrote from a live server (``result``)."""
+
+    result: dict
+
+    def _json(self) -> dict:
+        return self.result
+
+    def _line(self) -> str:
+        return f"{self.result['rows']:,} rows written"
+
+
+@dataclass(frozen=True, repr=False)
+class DmvImport(Result):
+    """What :func:`roadworthy.import_dmv` wrote and normalised (``report``, docs/dmv.md)."""
+
+    report: dict
+
+    def _json(self) -> dict:
+        return self.report
+
+    def _line(self) -> str:
+        return f"{self.report['events']:,} disengagements and {self.report['vehicles']:,} vehicle-years"
+
+
+@dataclass(frozen=True, repr=False)
+class DmvSummary(Result):
+    """Disengagements per group by :func:`roadworthy.dmv_summary` (``summary``: ``by`` and ``groups``)."""
+
+    summary: dict
+
+    @property
+    def by(self) -> tuple[str, ...]:
+        return tuple(self.summary["by"])
+
+    def _json(self) -> dict:
+        return self.summary
+
+    def _line(self) -> str:
+        return f"{len(self.summary['groups']):,} groups by {', '.join(self.by)}"
+
+
+@dataclass(frozen=True, repr=False)
+class ExamplePolicies(Result):
+    """The example policy files :func:`roadworthy.example_policies` copied (``policies``: name, kind, ...)."""
+
+    policies: list[dict]
+
+    def _json(self) -> dict:
+        return {"policies": self.policies}
+
+    def _line(self) -> str:
+        return ", ".join(p["name"] for p in self.policies)
+
+
+@dataclass(frozen=True, repr=False)
+class DashboardLaunch(Result):
+    """Checked inputs of the dashboard and the environment that hands them to the app (``env``)."""
+
+    env: dict[str, str]
+
+    def _json(self) -> dict:
+        return {"env": self.env}
+
+    def _line(self) -> str:
+        return ", ".join(sorted(self.env))
+
+
+@dataclass(frozen=True, repr=False)
+class Demo(Result):
+    """Everything :func:`roadworthy.demo` produced (``parts``: collected, fit, flags, report, truth, verdicts)."""
+
+    parts: dict
+
+    @property
+    def verdicts(self) -> dict[str, dict]:
+        return self.parts["verdicts"]
+
+    def _json(self) -> dict:
+        p = self.parts
+        return {
+            "out": str(p["out"]),
+            "summary": p["collected"].summary.to_dict(),
+            "flags": p["flags"],
+            "evaluation": p["report"],
+            "rollout": p["truth"],
+            "verdicts": p["verdicts"],
+        }
+
+    def _line(self) -> str:
+        passed = sum(v["passed"] for v in self.verdicts.values())
+        return f"demo in {self.parts['out']}: {passed} of {len(self.verdicts)} example policies pass the gate"

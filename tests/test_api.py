@@ -70,7 +70,7 @@ def test_fit_and_score_match_the_commands(sim_logs, fitted, tmp_path):
     logged = roadworthy.score(sim_logs, fitted.path, tmp_path / "logged.parquet")
     assert scores.ood_rate > 3 * logged.ood_rate and "policy 'swerve'" in repr(scores)
     assert "logged actions" in repr(logged)
-    with pytest.raises(UsageError, match="--alpha"):
+    with pytest.raises(UsageError, match="`alpha`"):
         roadworthy.score(sim_logs, fitted.path, tmp_path / "c.parquet", alpha=2.0)
     assert not (tmp_path / "c.parquet").exists()
 

@@ -109,6 +109,32 @@ def test_public_api_is_lazy_and_complete():
         _ = roadworthy.not_an_api_function
 
 
+#: Modules that do numpy work only: importing them must not load torch (issue 21).
+TORCH_FREE = (
+    "roadworthy.evaluator.policy_view",
+    "roadworthy.evaluator.bootstrap",
+    "roadworthy.evaluator.settings",
+    "roadworthy.evaluator.coverage",
+    "roadworthy.evaluator.importance",
+    "roadworthy.evaluator.policy_entry",
+    "roadworthy.evaluator.logdata",
+    "roadworthy.evaluator.world",
+    "roadworthy.evaluator.model_rollout",
+    "roadworthy.evaluator.evaluate_config",
+    "roadworthy.evaluator.gate_config",
+    "roadworthy.evaluator.gate",
+    "roadworthy.evaluator.report",
+    "roadworthy.results",
+)
+
+
+@pytest.mark.parametrize("module", TORCH_FREE)
+def test_numpy_only_modules_do_not_import_torch(module):
+    code = f"import sys, {module}\nprint('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True, text=True)
+    assert out.stdout.strip() == "False", f"importing {module} loads torch"
+
+
 @pytest.mark.slow
 def test_wheel_holds_one_package_and_installs_alone(tmp_path):
     """`python -m build` on a clean copy of the checkout; the wheel in a fresh venv."""

@@ -15,7 +15,7 @@ def render(inputs: DashboardInputs) -> None:
     report = common.json_file(inputs.report)
     if not report:
         st.info(
-            "Start the dashboard with --report REPORT.json (from `roadworthy evaluate --json`) to compare policies."
+            "Start the dashboard with an evaluation report (the JSON of `roadworthy evaluate`) to compare policies."
         )
         return
     truth = common.json_file(inputs.truth)

@@ -75,7 +75,10 @@ def render(inputs: DashboardInputs) -> None:
         if win[feat].notna().any():
             st.plotly_chart(window_chart(window_summary(win, feat), label), key=f"dis_{feat}")
     if not inputs.model:
-        st.caption("Start the dashboard with --model MODEL to add how unusual the autopilot's actions were.")
+        st.caption(
+            "Start the dashboard with a behaviour model (from `roadworthy fit`) to add how unusual the "
+            "autopilot's actions were."
+        )
     st.subheader("Takeovers against matched moments (last second before)")
     st.dataframe(contrast(win), hide_index=True)
     st.subheader("Takeover list")

@@ -17,8 +17,8 @@ def render(inputs: DashboardInputs) -> None:
     st.header("Fleet reports")
     if not inputs.dmv:
         st.info(
-            "No DMV reports given: import them with `roadworthy import dmv ... --out DIR`, then start the "
-            "dashboard with `--dmv DIR`."
+            "No DMV reports given: import them with `roadworthy import dmv`, then start the "
+            "dashboard with the folder it wrote."
         )
         return
     rates, events, months = _load(inputs.dmv)

@@ -73,7 +73,9 @@ def render(inputs: DashboardInputs) -> None:
         steps = frame["step"].to_numpy()[flagged]
         st.write(f"Flagged steps (logged action out of distribution): {', '.join(map(str, steps)) or 'none'}")
     else:
-        st.caption("Start the dashboard with --model MODEL to highlight out-of-distribution steps.")
+        st.caption(
+            "Start the dashboard with a behaviour model (from `roadworthy fit`) to highlight out-of-distribution steps."
+        )
     events = frame[frame["disengagement"] | frame["collision"] | frame["off_road"]]
     if len(events):
         st.write("Events:")

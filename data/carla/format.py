@@ -179,14 +179,8 @@ SCALAR_PACKETS: dict[str, tuple[int, str]] = {
     VISUAL_TIME: (8, "<f8"),
 }
 
-#: Packets whose records have variable length (decoded record by record).
-VARIABLE_PACKETS = (EVENT_ADD, PHYSICS_CONTROL, WALKER_BONES, ANIM_VEHICLE_WHEELS)
-
 #: CARLA's actor types in EventAdd (FCarlaActor::ActorType).
 ACTOR_TYPES = {0: "other", 1: "vehicle", 2: "walker", 3: "traffic_light", 4: "traffic_sign", 5: "sensor"}
-
-#: Traffic light states in State records (carla.TrafficLightState).
-TRAFFIC_LIGHT_STATES = {0: "red", 1: "yellow", 2: "green", 3: "off", 4: "unknown"}
 
 #: Bytes of one wheel in PhysicsControl records, by release: 12 float32 (48) in 0.9.12 -
 #: 0.9.16; 9 float32 (36: no lateral/longitudinal stiffness fields) in 0.9.10 and 0.9.11;

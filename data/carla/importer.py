@@ -97,11 +97,11 @@ def find_hero(rec: Recording, hero: str | int | None) -> int:
             return match[0]
         if len(match) > 1:
             raise UsageError(
-                f"{len(match)} vehicles have role '{want}' in {rec.path}: {listing}", "pick one with --hero ID"
+                f"{len(match)} vehicles have role '{want}' in {rec.path}: {listing}", "pick one with `hero` (an id)"
             )
     raise UsageError(
         f"no vehicle '{want}' in {rec.path} (vehicles: {listing or 'none'})",
-        "pass --hero with one of these ids or role names",
+        "set `hero` to one of these ids or role names",
     )
 
 
@@ -296,18 +296,18 @@ def import_recording(
     RecorderError, MapError, UsageError
     """
     out = Path(out)
-    guard_output(out, inputs=[recording, map_path], overwrite=overwrite, folder=True, option="--out")
+    guard_output(out, inputs=[recording, map_path], overwrite=overwrite, folder=True, option="out")
     rec = read_recording(recording)
     layer = MapLayer.from_xodr(map_path)
     if layer.name.lower() != rec.header.map_name.lower().split("/")[-1].lower():
         raise UsageError(
-            f"the recording was made on map '{rec.header.map_name}' but --map is '{layer.name}'",
+            f"the recording was made on map '{rec.header.map_name}' but `map_path` is '{layer.name}'",
             f"pass the OpenDRIVE file of {rec.header.map_name}",
         )
     hero_id = find_hero(rec, hero)
     batch, frames = frame_batch(rec, hero_id)
     if len(batch) < 2:
-        raise UsageError(f"the hero {hero_id} appears in {len(batch)} frame(s) only", "pick another --hero")
+        raise UsageError(f"the hero {hero_id} appears in {len(batch)} frame(s) only", "pick another `hero`")
     durations = rec.frames.column("duration").to_numpy()
     dt = float(np.median(durations[durations > 0])) if (durations > 0).any() else 0.05
     schema = arrow_schema(

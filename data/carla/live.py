@@ -34,7 +34,7 @@ class ServerError(RoadworthyError):
         self.host, self.port, self.timeout = host, port, timeout
         super().__init__(
             f"could not use a CARLA server at {host}:{port} (timeout {timeout:g} s): {problem.rstrip('.')}. "
-            "Hint: start CarlaUE4.sh (or CarlaUnreal.sh) on that host, or pass --host/--port/--timeout; "
+            "Hint: start CarlaUE4.sh (or CarlaUnreal.sh) on that host, or set `host`, `port` and `timeout`; "
             "without a server, import a recording with `roadworthy import carla`."
         )
 
@@ -217,7 +217,7 @@ def collect_carla(
     from roadworthy.data.writer import AtomicFile, LogWriter, guard_output, staging_dir
 
     out = Path(out)
-    guard_output(out, overwrite=overwrite, folder=True, option="--out")
+    guard_output(out, overwrite=overwrite, folder=True, option="out")
     check_server(config.host, config.port, min(config.timeout, 5.0))
     client = carla.Client(config.host, config.port)
     client.set_timeout(config.timeout)

@@ -19,11 +19,15 @@ import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from roadworthy.data.errors import RoadworthyError
+
+if TYPE_CHECKING:
+    import carla
 
 #: Lane types a vehicle may drive on; anything else (or no lane) counts as off-road.
 DRIVABLE = frozenset({"driving", "bidirectional", "parking", "entry", "exit", "onramp", "offramp", "stop"})
@@ -141,7 +145,7 @@ class MapLayer:
         layer._build(root, where)
         return layer
 
-    def carla_map(self):
+    def carla_map(self) -> carla.Map:
         """The real ``carla.Map`` of this layer (needs the ``carla`` extra)."""
         if getattr(self, "_carla_map", None) is None:
             import carla

@@ -131,7 +131,7 @@ def read_events(path: Path, report: Report) -> list[dict]:
     if missing:
         raise UsageError(
             f"{path}: no column for {', '.join(missing)} in the header (is it a disengagement report?)",
-            "disengagement reports name the manufacturer, date and description; mileage reports go after --mileage",
+            "disengagement reports name the manufacturer, date and description; mileage reports go in `mileage`",
         )
     out = []
     for line, cells in rows:
@@ -254,7 +254,7 @@ def import_dmv(
 
     if not disengagements:
         raise UsageError("no disengagement report given", "pass one or more DISENGAGEMENTS.csv files")
-    guard_output(out, inputs=[*disengagements, *mileage], overwrite=overwrite, folder=True, option="--out")
+    guard_output(out, inputs=[*disengagements, *mileage], overwrite=overwrite, folder=True, option="out")
     report = Report()
     events = [e for p in disengagements for e in read_events(Path(p), report)]
     vehicles, months = [], []

@@ -47,7 +47,7 @@ def summarize(folder: str | Path, by: tuple[str, ...] = ("manufacturer", "year")
     """Events, miles, events per 1,000 miles with an exact interval, and miles per event, per group."""
     bad = [b for b in by if b not in GROUPS]
     if bad or not by:
-        raise UsageError(f"--by {','.join(by)}: unknown group(s) {bad}", f"group by any of {', '.join(GROUPS)}")
+        raise UsageError(f"`by` {','.join(by)}: unknown group(s) {bad}", f"group by any of {', '.join(GROUPS)}")
     events, vehicles = load(folder)
     counts = events.groupby(list(by), dropna=False).size().rename("events").reset_index()
     mile_keys = [k for k in by if k in _MILE_KEYS]

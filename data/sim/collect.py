@@ -237,11 +237,11 @@ def collect_highway(
         Called after each episode (progress).
     """
     if episodes < 1:
-        raise UsageError(f"--episodes must be at least 1, got {episodes}", "ask for one or more episodes")
+        raise UsageError(f"`episodes` must be at least 1, got {episodes}", "ask for one or more episodes")
     config = config or HighwayConfig()
     fleet = fleet or FleetConfig()
     out = Path(out)
-    guard_output(out, overwrite=overwrite, folder=True, option="--out")
+    guard_output(out, overwrite=overwrite, folder=True, option="out")
     out.parent.mkdir(parents=True, exist_ok=True)
     schema = arrow_schema(log_metadata(config, {"collect_seed": seed}), optional=OPTIONAL)
     jobs = [(seed, i, f"hw-s{seed}-e{i:06d}") for i in range(episodes)]

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from roadworthy.data.sim.drivers import ACTION_HIGH, ACTION_LOW
 from roadworthy.data.sim.features import LANE_WIDTH, VEHICLE_LENGTH, observe
+
+if TYPE_CHECKING:
+    from highway_env.road.road import Road
 
 V_REF = 30.0  # m/s, speed at which progress reward is 1 per step
 COLLISION_PENALTY = 200.0
@@ -208,7 +212,7 @@ class HighwaySim:
         return scenario
 
     @property
-    def road(self):
+    def road(self) -> Road:
         """The highway-env road."""
         return self.env.unwrapped.road
 

@@ -251,11 +251,6 @@ BENCHMARK: tuple[tuple[ExamplePolicy, str], ...] = (
 )
 
 
-def benchmark_policies(split: str | None = None) -> list[ExamplePolicy]:
-    """The gate benchmark's policies; ``split`` keeps ``baseline``, ``tuning`` or ``reporting`` ones."""
-    return [p for p, s in BENCHMARK if split is None or s == split]
-
-
 def export_benchmark(out_dir: str | Path) -> dict[str, Path]:
     """Export every benchmark policy to ``out_dir/<name>.onnx`` (skipping files already there)."""
     out = {}

@@ -94,12 +94,12 @@ def rollout_highway(
         For out-of-range options.
     """
     if episodes < 1:
-        raise UsageError(f"--episodes must be at least 1, got {episodes}", "ask for one or more episodes")
+        raise UsageError(f"`episodes` must be at least 1, got {episodes}", "ask for one or more episodes")
     if not 0.0 <= gamma <= 1.0:
-        raise UsageError(f"--gamma must lie in [0, 1], got {gamma}", "use a discount such as 0.99")
+        raise UsageError(f"`gamma` must lie in [0, 1], got {gamma}", "use a discount such as 0.99")
     if not policies:
-        raise UsageError("no policy given", "pass --policy P.onnx (several times for several policies)")
-    guard_output(out, inputs=list(policies), overwrite=overwrite, folder=True, option="--out")
+        raise UsageError("no policy given", "give one or more policy files in `policies`")
+    guard_output(out, inputs=list(policies), overwrite=overwrite, folder=True, option="out")
     config = config or HighwayConfig()
     loaded = [OnnxPolicy.load(p, obs_names=OBS_NAMES, action_names=ACTION_NAMES) for p in policies]
     names = [p.name for p in loaded]

@@ -26,14 +26,10 @@ def carla_info(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Summary of a recorder file: map, frames, duration, actors, heroes, collisions, packets."""
-    from roadworthy.data.carla.info import summarize_recording
-    from roadworthy.data.errors import UsageError
+    from roadworthy import api
 
     guard_outputs(recording, overwrite, json=json_out)
-    try:
-        s = summarize_recording(recording, profile=profile, events=events)
-    except ValueError as exc:
-        raise UsageError(str(exc), "leave --profile out to detect it") from None
+    s = dict(api.carla_info(recording, profile=profile, events=events).info)
     console = result_console(json_out)
     if events:
         console.print(s.pop("text"), markup=False, highlight=False, end="")
@@ -97,26 +93,26 @@ def collect_carla(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Drive a running CARLA server (synchronous mode) and log the hero, with CARLA's recorder alongside."""
-    from roadworthy.data.carla.live import LiveConfig
-    from roadworthy.data.carla.live import collect_carla as run
+    from roadworthy import api
 
     guard_outputs([], overwrite, json=json_out)  # --out: the collector checks it
-    config = LiveConfig(
-        host=host,
-        port=port,
-        timeout=timeout,
-        town=town,
-        episodes=episodes,
-        duration=duration,
-        traffic=traffic,
-        human=human,
-        seed=seed,
-    )
-    steps = round(duration / config.fixed_delta) * episodes
-    with progress(steps, f"driving {town}") as advance:
-        result = run(config, out, on_tick=lambda i: advance(1), overwrite=overwrite)
-    result_console(json_out).print(f"wrote {result['rows']} rows in {episodes} episode(s) to {out}")
-    write_json(result, json_out)
+    with progress(api.collect_carla_steps(duration, episodes), f"driving {town}") as advance:
+        result = api.collect_carla(
+            out,
+            host=host,
+            port=port,
+            town=town,
+            episodes=episodes,
+            duration=duration,
+            traffic=traffic,
+            human=human,
+            seed=seed,
+            timeout=timeout,
+            overwrite=overwrite,
+            on_tick=lambda i: advance(1),
+        )
+    result_console(json_out).print(f"wrote {result.result['rows']} rows in {episodes} episode(s) to {out}")
+    write_json(result.to_json(), json_out)
 
 
 def register(app: typer.Typer) -> None:

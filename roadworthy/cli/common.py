@@ -97,7 +97,9 @@ def handle_errors(func: Callable) -> Callable:
         except (typer.Exit, typer.Abort, click.exceptions.ClickException):
             raise
         except RoadworthyError as exc:
-            _say("error", str(exc))
+            from roadworthy.cli.flags import cli_message
+
+            _say("error", cli_message(str(exc), func))
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except OSError as exc:
             if exc.filename is None:
@@ -150,7 +152,7 @@ def guard_outputs(inputs, overwrite: bool, **files) -> None:
 
     ins = [inputs] if isinstance(inputs, str | Path) else list(inputs or [])
     for name, path in files.items():
-        guard_output(path, inputs=ins, overwrite=overwrite, option=f"--{name.replace('_', '-')}")
+        guard_output(path, inputs=ins, overwrite=overwrite, option=name)
 
 
 def write_json(obj: Any, target: str | Path | None) -> None:

@@ -14,7 +14,6 @@ import typer
 
 from roadworthy.cli.common import handle_errors, stderr
 from roadworthy.cli.data_commands import AddressOpt, EngineOpt
-from roadworthy.dashboards.inputs import ENV
 
 
 def app_path() -> Path:
@@ -71,26 +70,12 @@ def dashboard(
     ] = None,
 ) -> None:
     """Start the dashboards (risk map, disengagements, policy comparison, replay, data health) on localhost."""
-    from roadworthy.data.dataset import scan_logs
-    from roadworthy.data.errors import UsageError
-    from roadworthy.data.ray_engine import check_engine
+    from roadworthy import api
 
-    check_engine(engine, address)
-    if importlib.util.find_spec("streamlit") is None:
-        raise UsageError("streamlit is not installed", "pip install 'roadworthy[dashboard]'")
-    logs = list(logs or [])
-    if not logs and dmv is None:
-        raise UsageError("nothing to show", "pass driving logs, or --dmv DIR (from roadworthy import dmv), or both")
-    if dmv is not None and not (dmv / "events.parquet").is_file():
-        raise UsageError(f"--dmv {dmv}: no events.parquet there", "pass a folder written by roadworthy import dmv")
-    for log in logs:
-        scan_logs(log)  # a clear error (exit 2) now rather than in the browser
-    for path, what in ((report, "--report"), (truth, "--truth")):
-        if path is not None and not path.is_file():
-            raise UsageError(f"{what} {path}: no such file", "pass a JSON file written by roadworthy")
-    if model is not None and not model.is_dir():
-        raise UsageError(f"--model {model}: no such model folder", "pass a folder written by roadworthy fit")
-    env = {**os.environ, **dashboard_env(logs, report, model, truth, engine, address, dmv)}
+    inputs = api.dashboard_inputs(
+        logs or [], report=report, model=model, truth=truth, dmv=dmv, engine=engine, address=address
+    )
+    env = {**os.environ, **inputs.env}
     url = f"http://{'localhost' if host in ('127.0.0.1', 'localhost') else host}:{port}"
     stderr().print(f"roadworthy dashboard on {url} (Ctrl-C to stop)")
     proc = subprocess.Popen(streamlit_command(port, host), env=env)
@@ -108,18 +93,6 @@ def dashboard(
             except subprocess.TimeoutExpired:
                 proc.kill()
     raise typer.Exit(0 if code in (0, -signal.SIGTERM) else code)
-
-
-#: Environment variables that hand the inputs to the app (read by ``dashboards.inputs``).
-def dashboard_env(logs, report=None, model=None, truth=None, engine="local", address=None, dmv=None) -> dict[str, str]:
-    """The environment that hands the inputs to the app."""
-    env = {ENV["logs"]: os.pathsep.join(str(Path(p).resolve()) for p in logs), ENV["engine"]: engine}
-    if address:
-        env[ENV["address"]] = address
-    for key, value in (("report", report), ("model", model), ("truth", truth), ("dmv", dmv)):
-        if value:
-            env[ENV[key]] = str(Path(value).resolve())
-    return env
 
 
 def register(app: typer.Typer) -> None:

@@ -24,10 +24,10 @@ def import_dmv(
     json_out: JsonOpt = None,
 ) -> None:
     """Read DMV disengagement and mileage reports into Parquet tables, with a report of what was normalised."""
-    from roadworthy.data.dmv.importer import import_dmv as run
+    from roadworthy import api
 
     guard_outputs([*disengagements, *mileage], overwrite, json=json_out)
-    result = run(disengagements, mileage, out, overwrite=overwrite)
+    result = api.import_dmv(disengagements, mileage, out, overwrite=overwrite).report
     console = result_console(json_out)
     console.print(f"wrote {result['events']:,} disengagements and {result['vehicles']:,} vehicle-years to {out}")
     rows = [[k, v] for k, v in {**result["dropped"], **result["normalised"]}.items()]
@@ -47,11 +47,11 @@ def summary(
     json_out: JsonOpt = None,
 ) -> None:
     """Events, autonomous miles and disengagements per 1,000 miles (exact Poisson 95 % interval) per group."""
-    from roadworthy.data.dmv.summary import summarize
+    from roadworthy import api
 
     guard_outputs(folder, overwrite, json=json_out)
     keys = tuple(k.strip() for k in by.split(",") if k.strip())
-    res = summarize(folder, keys)
+    res = api.dmv_summary(folder, keys).summary
     rows = []
     for g in res["groups"]:
         rate = "-" if g["per_1000_miles"] is None else f"{g['per_1000_miles']:.3g} [{g['ci'][0]:.3g}, {g['ci'][1]:.3g}]"

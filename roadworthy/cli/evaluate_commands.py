@@ -49,26 +49,22 @@ def evaluate(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Value, safety costs, coverage and intervals of each policy, from the logs alone."""
-    from dataclasses import replace
-
     from roadworthy import api
-    from roadworthy.evaluator.evaluate import EvaluateConfig
-    from roadworthy.evaluator.fqe import FQEConfig
-    from roadworthy.evaluator.model_based import ModelConfig
-    from roadworthy.evaluator.model_rollout import RolloutSettings
+    from roadworthy.evaluator.gate_config import EvaluationSection
     from roadworthy.evaluator.report import markdown as render_md
     from roadworthy.evaluator.report import table_rows
 
-    config = EvaluateConfig(
+    # The flags are the gate TOML's [evaluation] keys; one function maps them to the config.
+    config = EvaluationSection(
         gamma=gamma,
         support_alpha=support_alpha,
         seed=seed,
         heads=heads,
         estimator=estimator,
-        model=replace(ModelConfig(), steps=model_steps),
-        rollout=replace(RolloutSettings(), pessimism=pessimism),
-        fqe=replace(FQEConfig(), iterations=iterations, pessimism=pessimism),
-    )
+        model_steps=model_steps,
+        iterations=iterations,
+        pessimism=pessimism,
+    ).to_config()
     config.validate()
     guard_outputs([logs, model, *policy], overwrite, json=json_out, markdown=markdown)
     with progress(len(policy), "policies") as advance:

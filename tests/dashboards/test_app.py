@@ -7,7 +7,8 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
 
-from roadworthy.cli.dashboard_commands import ENV, app_path, dashboard_env
+from roadworthy.cli.dashboard_commands import app_path
+from roadworthy.dashboards.inputs import ENV, dashboard_env
 
 PAGES = ["Risk map", "Disengagements", "Policy comparison", "Episode replay", "Data health", "Fleet reports"]
 
@@ -68,7 +69,7 @@ def test_policy_comparison_page(monkeypatch, sim_logs, dash_report):
     at.selectbox(key="cmp_candidate").set_value("swerve").run()
     assert any("FAILED" in e.value and "coverage_min" in e.value for e in at.error)
     no_report = run_page(monkeypatch, "Policy comparison", sim_logs)
-    assert no_report.info and "--report" in no_report.info[0].value
+    assert no_report.info and "evaluation report" in no_report.info[0].value
 
 
 def test_episode_replay_on_both_kinds_of_log(monkeypatch, sim_logs, carla_logs, dash_model):

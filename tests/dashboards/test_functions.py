@@ -159,8 +159,7 @@ def test_health_accepts_good_logs_and_reports_rejections(sim_logs, make_log):
 
 
 def test_inputs_travel_from_the_cli_to_the_app():
-    from roadworthy.cli.dashboard_commands import dashboard_env
-    from roadworthy.dashboards.inputs import inputs_from_env
+    from roadworthy.dashboards.inputs import dashboard_env, inputs_from_env
 
     inp = inputs_from_env(dashboard_env(["a", "b"], report="r.json"))
     assert len(inp.logs) == 2 and inp.report.endswith("r.json") and inp.model is None

@@ -38,9 +38,9 @@ def test_a_pickle_never_runs(tmp_path, suffix, allow_code):
     msg = str(e.value)
     assert str(path) in msg
     if suffix in (".pt", ".pth"):
-        assert "never loaded, not even with --allow-code" in msg and "torch.onnx.export" in msg
+        assert "never loaded, not even with `allow_code`" in msg and "torch.onnx.export" in msg
     elif suffix == ".pt2" and not allow_code:
-        assert "refused by default" in msg and "--allow-code" in msg
+        assert "refused by default" in msg and "`allow_code`" in msg
 
 
 def test_external_data_outside_the_folder_is_never_opened(tmp_path):

@@ -85,7 +85,7 @@ def test_logs_with_other_features_are_refused(fitted, make_log):
 
 
 def test_too_few_episodes(make_log):
-    with pytest.raises(UsageError, match="--block-steps"):
+    with pytest.raises(UsageError, match="`block_steps`"):
         BehaviorModel.fit(make_log(make_table(episodes=1, steps=40)), BehaviorConfig(model_params=FAST))
     m = BehaviorModel.fit(
         make_log(make_table(episodes=1, steps=400), name="one.parquet"),

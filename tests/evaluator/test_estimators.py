@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from roadworthy.evaluator.fqe import FQEConfig, PolicyView, fit_fqe
+from roadworthy.evaluator.fqe import FQEConfig, fit_fqe
 from roadworthy.evaluator.importance import estimates, policy_logp
 from roadworthy.evaluator.logdata import EvalData
+from roadworthy.evaluator.policy_view import PolicyView
 
 
 def _norm_logpdf(x, mean, std):

@@ -177,5 +177,5 @@ def test_unknown_engine_is_refused_not_run_locally(sim_logs):
     from roadworthy.data.sim.policies import example_policy_path
     from roadworthy.evaluator.evaluate import evaluate
 
-    with pytest.raises(UsageError, match="--engine must be local or ray, got 'Ray'"):
+    with pytest.raises(UsageError, match="`engine` must be local or ray, got 'Ray'"):
         evaluate(sim_logs, [example_policy_path("fast")], engine="Ray")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from roadworthy.evaluator.fqe import episode_bootstrap
+from roadworthy.evaluator.bootstrap import episode_bootstrap
 from roadworthy.evaluator.logdata import EvalData
 from roadworthy.evaluator.model_based import DrivingModel, ModelConfig
 from roadworthy.evaluator.model_rollout import RolloutSettings, simulate

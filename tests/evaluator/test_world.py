@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from roadworthy.evaluator.fqe import episode_bootstrap
+from roadworthy.evaluator.bootstrap import episode_bootstrap
 from roadworthy.evaluator.logdata import load_eval_data
 from roadworthy.evaluator.model_based import ModelConfig
 from roadworthy.evaluator.model_eval import fit_driving_model
