@@ -219,6 +219,9 @@ def saved_driving(
         return None, f"fitted on the fly ({model_folder} holds no driving model; `roadworthy fit` saves one)", {}
     model, key, checks = load_driving(path)
     want = fit_key(data, config)
+    if isinstance(key.get("model"), dict):
+        # Settings a later release dropped (``particles``, never used) do not make a model stale.
+        key = {**key, "model": {k: v for k, v in key["model"].items() if k in want["model"]}}
     differ = sorted(k for k in want if key.get(k) != want[k])
     if differ:
         what = {"log": "another log", "heads": "other heads", "seed": "another seed", "version": "an older roadworthy"}
