@@ -35,13 +35,12 @@ Two layouts are understood (JSON; every key but one of ``slots``/``actors`` opti
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from roadworthy.data.errors import UsageError
+from roadworthy.data.errors import UsageError, declared_json
 
 META_KEY = "contacts"
 _HINT = "see docs/formats.md, 'contract v1.1 proposal'"
@@ -96,15 +95,9 @@ class ContactSpec:
         UsageError
             For a declaration that is not valid JSON or names obs entries the log lacks.
         """
-        raw = extra.get(META_KEY)
-        if raw is None:
+        spec = declared_json(extra, META_KEY, _HINT)
+        if spec is None:
             return None
-        try:
-            spec = json.loads(raw)
-        except json.JSONDecodeError:
-            raise UsageError(f"metadata roadworthy.{META_KEY} is not valid JSON ({raw[:60]!r})", _HINT) from None
-        if not isinstance(spec, dict):
-            raise UsageError(f"metadata roadworthy.{META_KEY} must be a JSON object", _HINT)
         index = {n: i for i, n in enumerate(obs_names)}
 
         def col(name, what: str) -> int:

@@ -7,6 +7,7 @@ traceback for these.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,3 +119,22 @@ def check_finite(value, option: str, *, low: float | None = None, high: float | 
             f"{quoted(option)} must be a finite number{span}, got {value!r}", "write a finite number in range"
         )
     return x
+
+
+def declared_json(extra: Mapping[str, str], key: str, hint: str) -> dict | None:
+    """The JSON object a log declares in its metadata ``roadworthy.<key>``, or None when absent.
+
+    Raises :class:`UsageError` (naming the key, with ``hint``) for text that is not a JSON object.
+    """
+    import json
+
+    raw = extra.get(key)
+    if raw is None:
+        return None
+    try:
+        spec = json.loads(raw)
+    except json.JSONDecodeError:
+        raise UsageError(f"metadata roadworthy.{key} is not valid JSON ({raw[:60]!r})", hint) from None
+    if not isinstance(spec, dict):
+        raise UsageError(f"metadata roadworthy.{key} must be a JSON object, got {raw[:60]!r}", hint)
+    return spec

@@ -43,7 +43,6 @@ lanes of the other direction, or driving against the lane's direction).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +50,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from roadworthy.data.errors import UsageError
+from roadworthy.data.errors import UsageError, declared_json
 from roadworthy.data.kinematics import Bicycle, fit_bicycle, residuals
 from roadworthy.data.road_geometry import RoadGeometry
 
@@ -105,15 +104,9 @@ class GeometrySpec:
             For a declaration that is not valid JSON, names obs entries the log lacks, or
             has values out of range.
         """
-        raw = extra.get(META_KEY)
-        if raw is None:
+        spec = declared_json(extra, META_KEY, _HINT)
+        if spec is None:
             return cls()
-        try:
-            spec = json.loads(raw)
-        except json.JSONDecodeError:
-            raise UsageError(f"metadata roadworthy.{META_KEY} is not valid JSON ({raw[:60]!r})", _HINT) from None
-        if not isinstance(spec, dict):
-            raise UsageError(f"metadata roadworthy.{META_KEY} must be a JSON object", _HINT)
         index = {n: i for i, n in enumerate(obs_names)}
 
         def col(name, what: str) -> int:
@@ -161,16 +154,8 @@ class GeometrySpec:
 
 def kinematics_from_metadata(extra: Mapping[str, str], action_names: Sequence[str]) -> Bicycle | None:
     """The declared kinematics (metadata ``roadworthy.kinematics``), or None."""
-    raw = extra.get(KINEMATICS_KEY)
-    if raw is None:
-        return None
-    try:
-        spec = json.loads(raw)
-    except json.JSONDecodeError:
-        raise UsageError(f"metadata roadworthy.{KINEMATICS_KEY} is not valid JSON ({raw[:60]!r})", _HINT) from None
-    if not isinstance(spec, dict):
-        raise UsageError(f"metadata roadworthy.{KINEMATICS_KEY} must be a JSON object", _HINT)
-    return Bicycle.from_metadata(spec, action_names)
+    spec = declared_json(extra, KINEMATICS_KEY, _HINT)
+    return None if spec is None else Bicycle.from_metadata(spec, action_names)
 
 
 class EgoGeometry:

@@ -28,14 +28,13 @@ when there is no vehicle ahead (optional). Other keys are ignored (earlier logs 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from roadworthy.data.errors import UsageError
+from roadworthy.data.errors import UsageError, declared_json
 
 META_KEY = "safety_features"
 CHANNELS = ("ttc", "headway")
@@ -75,19 +74,13 @@ class SurrogateSpec:
         UsageError
             For a declaration that is not valid JSON or names features the log lacks.
         """
-        raw = extra.get(META_KEY)
-        if raw is None:
-            return None
         hint = (
             'write e.g. {"speed": "speed_mps", "lead_gap": "lead_gap_m", "lead_rel_speed": "lead_rel_speed_mps"} '
             "naming obs entries (see docs/formats.md)"
         )
-        try:
-            spec = json.loads(raw)
-        except json.JSONDecodeError:
-            raise UsageError(f"metadata roadworthy.{META_KEY} is not valid JSON ({raw[:60]!r})", hint) from None
-        if not isinstance(spec, dict):
-            raise UsageError(f"metadata roadworthy.{META_KEY} must be a JSON object, got {raw[:60]!r}", hint)
+        spec = declared_json(extra, META_KEY, hint)
+        if spec is None:
+            return None
         index = {n: i for i, n in enumerate(obs_names)}
         cols = {}
         for key in ("speed", "lead_gap", "lead_rel_speed"):
