@@ -355,7 +355,7 @@ def carla_info(recording: str | Path, *, profile: str | None = None, events: boo
     try:
         return RecordingInfo(summarize_recording(recording, profile=profile, events=events))
     except ValueError as exc:
-        raise UsageError(str(exc), "leave profile out to detect it from the file") from None
+        raise UsageError(str(exc), "leave `profile` out to detect it from the file") from None
 
 
 def collect_carla(
@@ -477,16 +477,16 @@ def dashboard_inputs(
         raise UsageError("streamlit is not installed", "pip install 'roadworthy[dashboard]'")
     logs = list(logs)
     if not logs and dmv is None:
-        raise UsageError("nothing to show", "give driving logs, or dmv (a folder from import_dmv), or both")
+        raise UsageError("nothing to show", "give driving `logs`, or `dmv` (a folder from import_dmv), or both")
     if dmv is not None and not (Path(dmv) / "events.parquet").is_file():
-        raise UsageError(f"dmv {dmv}: no events.parquet there", "give a folder written by import_dmv")
+        raise UsageError(f"`dmv` {dmv}: no events.parquet there", "give a folder written by import_dmv")
     for log in logs:
         scan_logs(log)
     for path, what in ((report, "report"), (truth, "truth")):
         if path is not None and not Path(path).is_file():
-            raise UsageError(f"{what} {path}: no such file", "give a JSON file written by roadworthy")
+            raise UsageError(f"`{what}` {path}: no such file", "give a JSON file written by roadworthy")
     if model is not None and not Path(model).is_dir():
-        raise UsageError(f"model {model}: no such model folder", "give a folder written by fit")
+        raise UsageError(f"`model` {model}: no such model folder", "give a folder written by fit")
     return DashboardLaunch(dashboard_env(logs, report, model, truth, engine, address, dmv))
 
 
