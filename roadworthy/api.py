@@ -33,6 +33,9 @@ from roadworthy.results import (
     RecordingInfo,
     Rollout,
     Scores,
+    SgoImport,
+    SgoRates,
+    SgoSummary,
     Validation,
 )
 
@@ -423,6 +426,45 @@ def dmv_summary(folder: str | Path, by: Sequence[str] = ("manufacturer", "year")
     from roadworthy.data.dmv.summary import summarize
 
     return DmvSummary(summarize(folder, tuple(by)))
+
+
+def import_sgo(reports: Sequence[str | Path], out: str | Path, *, overwrite: bool = False) -> SgoImport:
+    """Read NHTSA Standing General Order crash-report releases into Parquet tables in ``out``.
+
+    ``reports``: ADS or level-2 ADAS incident report CSV files, any release; columns are
+    placed by meaning. Writes ``reports`` (latest version of each report), ``incidents``
+    (one row per crash) and ``report.json`` (what was superseded, merged, normalised or
+    dropped; docs/sgo.md).
+    """
+    from roadworthy.data.sgo.importer import import_sgo as run
+
+    return SgoImport(run(list(reports), out, overwrite=overwrite))
+
+
+def sgo_summary(folder: str | Path, by: Sequence[str] = ("entity",)) -> SgoSummary:
+    """Crashes (distinct incidents) per group: their share with an exact 95 % interval, and the severe ones.
+
+    ``folder`` is one written by :func:`import_sgo`; ``by`` any of entity, operator, maker,
+    state, month, year, severity, partner, movement, partner_movement, roadway, system.
+    """
+    from roadworthy.data.sgo.summary import summarize
+
+    return SgoSummary(summarize(folder, tuple(by)))
+
+
+def sgo_rates(folder: str | Path, dmv: str | Path) -> SgoRates:
+    """California crashes per million autonomous miles per company and DMV report year.
+
+    ``folder`` from :func:`import_sgo`, ``dmv`` from :func:`import_dmv`. Exact Poisson
+    intervals; the disengagement rate beside; companies in one source only listed; the
+    caveats in the result (``caveats``), to be shown with the numbers.
+    """
+    from roadworthy.data.errors import UsageError
+    from roadworthy.data.sgo.rates import rates
+
+    if not (Path(dmv) / "vehicles.parquet").is_file():
+        raise UsageError(f"`dmv` {dmv}: no vehicles.parquet there", "give a folder written by import_dmv")
+    return SgoRates(rates(folder, dmv))
 
 
 def example_policies(out: str | Path, *, overwrite: bool = False) -> ExamplePolicies:

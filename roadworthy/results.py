@@ -262,6 +262,73 @@ class DmvSummary(Result):
 
 
 @dataclass(frozen=True, repr=False)
+class SgoImport(Result):
+    """What :func:`roadworthy.import_sgo` wrote, superseded, merged and dropped (``report``, docs/sgo.md)."""
+
+    report: dict
+
+    @property
+    def incidents(self) -> int:
+        return int(self.report["incidents"])
+
+    def _json(self) -> dict:
+        return self.report
+
+    def _line(self) -> str:
+        r = self.report
+        return f"{r['incidents']:,} crashes from {r['reports']:,} reports ({r['rows']:,} rows)"
+
+
+@dataclass(frozen=True, repr=False)
+class SgoSummary(Result):
+    """Crashes per group by :func:`roadworthy.sgo_summary` (``summary``: ``by``, ``incidents``, ``groups``)."""
+
+    summary: dict
+
+    @property
+    def by(self) -> tuple[str, ...]:
+        return tuple(self.summary["by"])
+
+    @property
+    def groups(self) -> list[dict]:
+        return list(self.summary["groups"])
+
+    def _json(self) -> dict:
+        return self.summary
+
+    def _line(self) -> str:
+        return f"{self.summary['incidents']:,} crashes in {len(self.groups):,} groups by {', '.join(self.by)}"
+
+
+@dataclass(frozen=True, repr=False)
+class SgoRates(Result):
+    """Crash rates by :func:`roadworthy.sgo_rates` (``rates``: rows, one-source companies, caveats)."""
+
+    rates: dict
+
+    @property
+    def caveats(self) -> list[str]:
+        return list(self.rates["caveats"])
+
+    def rate(self, company: str, year: int) -> dict:
+        """The row of a company (DMV or crash-report spelling, any case) and report year."""
+        from roadworthy.data.dmv.normalize import manufacturer_key, same_company
+
+        key = manufacturer_key(company)
+        for row in self.rates["rates"]:
+            names = [row["company"], *row["sgo_operators"]]
+            if row["year"] == year and any(same_company(key, manufacturer_key(n)) for n in names):
+                return row
+        raise KeyError(f"no rate for {company!r} in {year}")
+
+    def _json(self) -> dict:
+        return self.rates
+
+    def _line(self) -> str:
+        return f"{len(self.rates['rates']):,} company-years of California crash rates"
+
+
+@dataclass(frozen=True, repr=False)
 class ExamplePolicies(Result):
     """The example policy files :func:`roadworthy.example_policies` copied (``policies``: name, kind, ...)."""
 

@@ -16,9 +16,7 @@ Column layouts are in docs/dmv.md.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 import re
 from collections import Counter, defaultdict
@@ -29,8 +27,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from roadworthy.data.csv_reader import read_csv_rows
 from roadworthy.data.dmv.normalize import (
     clean_text,
+    driverless_permit,
     initiator_category,
     location_category,
     manufacturer_key,
@@ -79,37 +79,12 @@ class Report:
 
 
 def read_rows(path: Path, report: Report) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header and (line number, cells) of a CSV file: UTF-8, else Windows-1252; blank rows kept out."""
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file", "check the path of the DMV report")
-    raw = path.read_bytes()
-    if b"\x00" in raw[:4096]:
-        raise UsageError(f"{path}: a binary file, not a CSV report (NUL bytes near the start)", "pass the CSV file")
-    try:
-        text, encoding = raw.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError:
-        # The DMV's files mix in Windows-1252 bytes (non-breaking spaces, curly quotes).
-        text, encoding = raw.decode("cp1252", errors="replace"), "windows-1252"
-    reader = csv.reader(io.StringIO(text, newline=""))
-    rows: list[tuple[int, list[str]]] = []
-    header: list[str] | None = None
-    try:
-        for cells in reader:
-            if not any(c.strip() for c in cells):
-                if header is not None:
-                    report.dropped[f"{path.name}: blank row"] += 1
-                continue
-            if header is None:
-                header = [clean_text(c).casefold() for c in cells]
-                continue
-            rows.append((reader.line_num, cells))
-    except csv.Error as exc:
-        problem = f"{path}: row {reader.line_num} is not valid CSV ({exc})"
-        raise UsageError(problem, "repair or re-export the file") from None
-    if header is None:
-        raise UsageError(f"{path}: empty file", "pass a DMV report with a header row")
-    report.files.append({"file": str(path), "encoding": encoding, "rows": len(rows)})
-    return header, rows
+    """Header (cleaned, case-folded) and (line number, cells) of a CSV file; blank rows counted."""
+    data = read_csv_rows(path, "DMV report")
+    if data.blank_rows:
+        report.dropped[f"{path.name}: blank row"] += data.blank_rows
+    report.files.append({"file": str(path), "encoding": data.encoding, "rows": len(data.rows)})
+    return [clean_text(c).casefold() for c in data.header], data.rows
 
 
 def _find(header: list[str], keys: Sequence[str], exclude: Sequence[str] = ()) -> int | None:
@@ -190,6 +165,8 @@ def read_mileage(path: Path, report: Report) -> tuple[list[dict], list[dict]]:
             report.dropped["no manufacturer"] += 1
             continue
         vin = clean_text(_cell(cells, vin_i)).upper() or None
+        permit = clean_text(_cell(cells, permit_i)).upper() or None
+        driverless = driverless_permit(permit, path.name)
         miles = []
         for i, year, month in months:
             text = _cell(cells, i)
@@ -198,7 +175,8 @@ def read_mileage(path: Path, report: Report) -> tuple[list[dict], list[dict]]:
                 report.normalised["unreadable monthly miles set to null"] += 1
             miles.append(value)
             month_id = f"{year:04d}-{month:02d}"
-            per_month.append({"manufacturer_raw": maker, "vin": vin, "month": month_id, "miles": value})
+            row = {"manufacturer_raw": maker, "vin": vin, "month": month_id, "miles": value}
+            per_month.append(row | {"driverless_permit": driverless})
         year_of_report = report_year(dt.date(months[0][1], months[0][2], 1))
         stated = parse_number(_cell(cells, total_i))
         summed = sum(m for m in miles if m is not None)
@@ -207,7 +185,8 @@ def read_mileage(path: Path, report: Report) -> tuple[list[dict], list[dict]]:
         vehicles.append(
             {
                 "manufacturer_raw": maker,
-                "permit": clean_text(_cell(cells, permit_i)).upper() or None,
+                "permit": permit,
+                "driverless_permit": driverless,
                 "vin": vin,
                 "report_year": year_of_report,
                 "annual_disengagements": parse_number(_cell(cells, dis_i)),
@@ -310,6 +289,7 @@ VEHICLE_SCHEMA = pa.schema(
         ("manufacturer", pa.string()),
         ("manufacturer_raw", pa.string()),
         ("permit", pa.string()),
+        ("driverless_permit", pa.bool_()),
         ("vin", pa.string()),
         ("report_year", pa.int32()),
         ("annual_disengagements", pa.float64()),
@@ -326,5 +306,6 @@ MONTH_SCHEMA = pa.schema(
         ("vin", pa.string()),
         ("month", pa.string()),
         ("miles", pa.float64()),
+        ("driverless_permit", pa.bool_()),
     ]
 )

@@ -37,6 +37,31 @@ def manufacturer_key(name: str) -> str:
     return " ".join(kept or words)
 
 
+def driverless_permit(permit: str | None, file_name: str) -> bool | None:
+    """Whether miles were driven under a driverless testing permit (``AVDT...``, or a "driverless" file).
+
+    California numbers driverless testing permits ``AVDT`` and testing with a driver ``AVT``;
+    the DMV also publishes the two kinds in separate files. None when neither says.
+    """
+    p = clean_text(permit).upper()
+    if p.startswith("AVDT") or "driverless" in file_name.casefold():
+        return True
+    if p.startswith("AVT"):
+        return False
+    return None
+
+
+def same_company(key_a: str, key_b: str) -> bool:
+    """Whether two :func:`manufacturer_key` keys name one company: equal, or one the other's leading words.
+
+    >>> same_company("motional", "motional ad")
+    True
+    """
+    a, b = key_a.split(), key_b.split()
+    n = min(len(a), len(b))
+    return n > 0 and a[:n] == b[:n]
+
+
 def parse_date(text: str | None) -> dt.date | None:
     """A report date in any of the forms the files use, or None.
 

@@ -19,6 +19,7 @@ from roadworthy.cli import (
     dmv_commands,
     evaluate_commands,
     gate_commands,
+    sgo_commands,
 )
 
 app = typer.Typer(
@@ -60,6 +61,7 @@ evaluate_commands.register(app)
 gate_commands.register(app)
 dashboard_commands.register(app)
 dmv_commands.register(app)
+sgo_commands.register(app)
 app.command("demo")(demo.demo)
 app.command("example-policies")(demo.example_policies)
 

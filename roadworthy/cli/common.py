@@ -207,7 +207,9 @@ def fmt(v: Any) -> str | Text:
     if isinstance(v, float):
         if not math.isfinite(v):
             return "-"
-        if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
+        if abs(v) >= 1e5:
+            return f"{v:,.0f}"
+        if v != 0 and abs(v) < 1e-3:
             return f"{v:.3g}"
         return f"{v:,.3f}"
     if isinstance(v, int) and not isinstance(v, bool):
