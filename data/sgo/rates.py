@@ -60,12 +60,13 @@ def rates(folder: str | Path, dmv: str | Path, confidence: float = 0.95) -> dict
     sgo_keys = {k for k in incidents["operator_key"].dropna()} | {
         manufacturer_key(e) for es in incidents["entities"] for e in es
     }
+    covered = [y for y in years if first and last and first <= _month_range(y)[1] and last >= _month_range(y)[0]]
     rows, dmv_only = [], []
     for company in sorted(vehicles["manufacturer"].dropna().unique()):
         key = manufacturer_key(company)
         mine = ads[[k is not None and same_company(k, key) for k in ads["operator_key"]]]
         in_sgo = any(same_company(k, key) for k in sgo_keys)
-        for year in years:
+        for year in covered:
             lo_m, hi_m = _month_range(year)
             cov_lo = max(lo_m, first) if first else lo_m
             cov_hi = min(hi_m, last) if last else hi_m
@@ -118,6 +119,7 @@ def rates(folder: str | Path, dmv: str | Path, confidence: float = 0.95) -> dict
         "system": "ADS",
         "crash_reports_cover": [first, last],
         "rates": rows,
+        "years_not_covered": [y for y in years if y not in covered],
         "sgo_only": sorted(sgo_only, key=lambda r: -r["incidents"]),
         "dmv_only": sorted(dmv_only, key=lambda r: -r["miles"]),
         "not_counted": {

@@ -156,6 +156,9 @@ def rates(
     if res["dmv_only"]:
         listed = "; ".join(f"{r['company']} {r['year']}: {r['miles']:,.0f} mi" for r in res["dmv_only"])
         console.print(f"DMV miles, never named in the crash reports (no rate): {listed}")
+    if res["years_not_covered"]:
+        gap = ", ".join(map(str, res["years_not_covered"]))
+        console.print(f"DMV report years the crash reports do not reach (no rate): {gap}")
     skipped = "; ".join(f"{k}: {v:,}" for k, v in res["not_counted"].items() if v)
     if skipped:
         console.print(f"Not counted: {skipped}")
