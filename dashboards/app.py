@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from roadworthy.dashboards.inputs import inputs_from_env
-from roadworthy.dashboards.views import comparison, disengagements, fleet, health, replay, risk_map
+from roadworthy.dashboards.views import comparison, crashes, disengagements, fleet, health, replay, risk_map
 
 PAGES = {
     "Risk map": risk_map.render,
@@ -18,6 +18,7 @@ PAGES = {
     "Episode replay": replay.render,
     "Data health": health.render,
     "Fleet reports": fleet.render,
+    "Crash reports": crashes.render,
 }
 
 
@@ -27,8 +28,10 @@ def main() -> None:
         st.session_state["page"] = st.session_state.pop("goto_page")
     st.sidebar.title("roadworthy")
     inputs = inputs_from_env()
-    # Started with DMV reports only: open on the page that has something to show.
-    first = list(PAGES).index("Fleet reports") if inputs.dmv and not inputs.logs else 0
+    # Started with public reports only: open on a page that has something to show.
+    first = 0
+    if not inputs.logs:
+        first = list(PAGES).index("Crash reports" if inputs.sgo else "Fleet reports")
     page = st.sidebar.radio("Page", list(PAGES), index=first, key="page")
     PAGES[page](inputs)
 

@@ -3,7 +3,8 @@
 Streamlit runs the app as a script, so the command line hands over its inputs in
 environment variables (``os.pathsep``-separated lists): ``ROADWORTHY_LOGS``,
 ``ROADWORTHY_REPORT``, ``ROADWORTHY_MODEL``, ``ROADWORTHY_TRUTH`` (a rollout JSON),
-``ROADWORTHY_ENGINE`` and ``ROADWORTHY_RAY_ADDRESS`` (where the aggregates are computed).
+``ROADWORTHY_ENGINE`` and ``ROADWORTHY_RAY_ADDRESS`` (where the aggregates are computed),
+``ROADWORTHY_DMV`` and ``ROADWORTHY_SGO`` (imported public reports).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ ENV = {
     "engine": "ROADWORTHY_ENGINE",
     "address": "ROADWORTHY_RAY_ADDRESS",
     "dmv": "ROADWORTHY_DMV",
+    "sgo": "ROADWORTHY_SGO",
 }
 
 
@@ -36,16 +38,17 @@ class DashboardInputs:
     engine: str = "local"
     address: str | None = None
     dmv: str | None = None
+    sgo: str | None = None
 
 
 def dashboard_env(
-    logs, report=None, model=None, truth=None, engine: str = "local", address=None, dmv=None
+    logs, report=None, model=None, truth=None, engine: str = "local", address=None, dmv=None, sgo=None
 ) -> dict[str, str]:
     """The environment that hands the inputs to the app (paths made absolute; nothing checked)."""
     env = {ENV["logs"]: os.pathsep.join(str(Path(p).resolve()) for p in logs), ENV["engine"]: engine}
     if address:
         env[ENV["address"]] = address
-    for key, value in (("report", report), ("model", model), ("truth", truth), ("dmv", dmv)):
+    for key, value in (("report", report), ("model", model), ("truth", truth), ("dmv", dmv), ("sgo", sgo)):
         if value:
             env[ENV[key]] = str(Path(value).resolve())
     return env
@@ -63,6 +66,7 @@ def inputs_from_env(environ: dict | None = None) -> DashboardInputs:
         engine=env.get(ENV["engine"]) or "local",
         address=env.get(ENV["address"]) or None,
         dmv=env.get(ENV["dmv"]) or None,
+        sgo=env.get(ENV["sgo"]) or None,
     )
 
 

@@ -497,6 +497,7 @@ def dashboard_inputs(
     model: str | Path | None = None,
     truth: str | Path | None = None,
     dmv: str | Path | None = None,
+    sgo: str | Path | None = None,
     engine: str = "local",
     address: str | None = None,
 ) -> DashboardLaunch:
@@ -505,7 +506,7 @@ def dashboard_inputs(
     Each input is checked here, so that a wrong path is a clear error now rather than
     in the browser: ``logs`` (read as driving logs), ``report`` (``evaluate``'s JSON),
     ``model`` (a ``fit`` folder), ``truth`` (``rollout``'s JSON), ``dmv`` (an
-    ``import_dmv`` folder).
+    ``import_dmv`` folder), ``sgo`` (an ``import_sgo`` folder).
     """
     import importlib.util
 
@@ -518,10 +519,14 @@ def dashboard_inputs(
     if importlib.util.find_spec("streamlit") is None:
         raise UsageError("streamlit is not installed", "pip install 'roadworthy[dashboard]'")
     logs = list(logs)
-    if not logs and dmv is None:
-        raise UsageError("nothing to show", "give driving `logs`, or `dmv` (a folder from import_dmv), or both")
+    if not logs and dmv is None and sgo is None:
+        raise UsageError(
+            "nothing to show", "give driving `logs`, `dmv` (a folder from import_dmv) or `sgo` (from import_sgo)"
+        )
     if dmv is not None and not (Path(dmv) / "events.parquet").is_file():
         raise UsageError(f"`dmv` {dmv}: no events.parquet there", "give a folder written by import_dmv")
+    if sgo is not None and not (Path(sgo) / "incidents.parquet").is_file():
+        raise UsageError(f"`sgo` {sgo}: no incidents.parquet there", "give a folder written by import_sgo")
     for log in logs:
         scan_logs(log)
     for path, what in ((report, "report"), (truth, "truth")):
@@ -529,7 +534,7 @@ def dashboard_inputs(
             raise UsageError(f"`{what}` {path}: no such file", "give a JSON file written by roadworthy")
     if model is not None and not Path(model).is_dir():
         raise UsageError(f"`model` {model}: no such model folder", "give a folder written by fit")
-    return DashboardLaunch(dashboard_env(logs, report, model, truth, engine, address, dmv))
+    return DashboardLaunch(dashboard_env(logs, report, model, truth, engine, address, dmv, sgo))
 
 
 def demo(

@@ -68,12 +68,15 @@ def dashboard(
     dmv: Annotated[
         Path | None, typer.Option(help="A folder from `roadworthy import dmv`, for the Fleet reports page.")
     ] = None,
+    sgo: Annotated[
+        Path | None, typer.Option(help="A folder from `roadworthy import sgo`, for the Crash reports page.")
+    ] = None,
 ) -> None:
-    """Start the dashboards (risk map, disengagements, policy comparison, replay, data health) on localhost."""
+    """Start the dashboards (risk map, disengagements, comparison, replay, data health, public reports) on localhost."""
     from roadworthy import api
 
     inputs = api.dashboard_inputs(
-        logs or [], report=report, model=model, truth=truth, dmv=dmv, engine=engine, address=address
+        logs or [], report=report, model=model, truth=truth, dmv=dmv, sgo=sgo, engine=engine, address=address
     )
     env = {**os.environ, **inputs.env}
     url = f"http://{'localhost' if host in ('127.0.0.1', 'localhost') else host}:{port}"

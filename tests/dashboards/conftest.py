@@ -78,3 +78,16 @@ def dmv_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dmv") / "dmv"
     import_dmv(dis, mil, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def sgo_dir(tmp_path_factory) -> Path:
+    """The real NHTSA crash reports (ADS August 2024 and ADAS January 2023), imported."""
+    from roadworthy.data.sgo.importer import import_sgo
+    from tests.conftest import SHARED, require_shared
+
+    sgo = SHARED / "data" / "sgo"
+    files = [require_shared(sgo / f"SGO-2021-01_Incident_Reports_{n}.csv") for n in ("ADS-2024-08", "ADAS-2023-01")]
+    out = tmp_path_factory.mktemp("sgo") / "sgo"
+    import_sgo(files, out)
+    return out

@@ -10,7 +10,15 @@ from streamlit.testing.v1 import AppTest
 from roadworthy.cli.dashboard_commands import app_path
 from roadworthy.dashboards.inputs import ENV, dashboard_env
 
-PAGES = ["Risk map", "Disengagements", "Policy comparison", "Episode replay", "Data health", "Fleet reports"]
+PAGES = [
+    "Risk map",
+    "Disengagements",
+    "Policy comparison",
+    "Episode replay",
+    "Data health",
+    "Fleet reports",
+    "Crash reports",
+]
 
 
 def run_page(monkeypatch, page: str, logs, **inputs) -> AppTest:
@@ -111,6 +119,35 @@ def test_fleet_reports_page(monkeypatch, sim_logs, dmv_dir):
 def test_fleet_reports_page_without_reports(monkeypatch, sim_logs):
     at = run_page(monkeypatch, "Fleet reports", sim_logs)
     assert any("roadworthy import dmv" in i.value for i in at.info)
+
+
+def test_crash_reports_page(monkeypatch, sim_logs, sgo_dir, dmv_dir):
+    at = run_page(monkeypatch, "Crash reports", sim_logs, sgo=str(sgo_dir), dmv=str(dmv_dir))
+    assert at.header[0].value == "Crash reports"
+    # Over time, breakdown, state map, rates.
+    assert len(charts(at)) == 4
+    specs = [c.proto.spec for c in charts(at)]
+    assert '"barmode":"stack"' in specs[0].replace(" ", "") and "CA" in specs[2]
+    assert "crashes per million" in specs[3]
+    rates = at.dataframe[-1].value
+    assert {"Waymo LLC", "CRUISE LLC"} <= set(rates["company"])
+    assert (rates["crash ci low"] <= rates["crashes per million miles"]).all()
+    assert any("whoever caused it" in c.value for c in at.caption)
+    at.selectbox(key="sgo_system").set_value("ADAS").run()
+    assert not at.exception, at.exception
+    at.selectbox(key="sgo_breakdown").set_value("severity").run()
+    assert not at.exception, at.exception
+    at.text_input(key="sgo_search").set_value("pedestrian").run()
+    assert not at.exception, at.exception
+    hits = at.dataframe[-1].value
+    assert len(hits) > 0 and hits["narrative"].str.contains("pedestrian", case=False).all()
+
+
+def test_crash_reports_page_without_reports_or_miles(monkeypatch, sim_logs, sgo_dir):
+    at = run_page(monkeypatch, "Crash reports", sim_logs)
+    assert any("roadworthy import sgo" in i.value for i in at.info)
+    at = run_page(monkeypatch, "Crash reports", sim_logs, sgo=str(sgo_dir))
+    assert any("--dmv" in i.value for i in at.info) and len(charts(at)) == 3
 
 
 def test_cell_selection_is_read_from_the_chart_event():

@@ -30,6 +30,7 @@ EXPECT = {
     "Episode replay": ".js-plotly-plot",
     "Data health": "[data-testid='stDataFrame']",
     "Fleet reports": ".js-plotly-plot",
+    "Crash reports": ".js-plotly-plot",
 }
 
 
@@ -40,11 +41,11 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def server(sim_logs, dash_report, dash_model, dmv_dir, tmp_path):
+def server(sim_logs, dash_report, dash_model, dmv_dir, sgo_dir, tmp_path):
     port = free_port()
     exe = Path(sys.executable).parent / "roadworthy"
     cmd = [str(exe), "dashboard", str(sim_logs), "--report", str(dash_report), "--model", str(dash_model)]
-    cmd += ["--dmv", str(dmv_dir)]
+    cmd += ["--dmv", str(dmv_dir), "--sgo", str(sgo_dir)]
     env = {**os.environ, "ROADWORTHY_CACHE": str(tmp_path / "cache")}
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen(
