@@ -23,8 +23,8 @@ from roadworthy.data.sgo.normalize import report_year_of_month
 from roadworthy.data.sgo.summary import load_incidents
 
 CAVEATS = (
-    "Crash reports count every crash the company learned of, whoever caused it ({stopped} of the crashes "
-    "counted here, the vehicle was stopped or parked). A rate here is exposure to crashes, not fault.",
+    "Crash reports count every crash the company learned of, whoever caused it (in {stopped}, the vehicle "
+    "was stopped or parked). A rate here is exposure to crashes, not fault.",
     "DMV miles are testing miles (with a safety driver and driverless testing permits). Miles driven under a "
     "deployment permit (paid driverless service) are not in the DMV mileage reports, yet their crashes are in "
     "NHTSA's: for companies with a deployment permit the rate is overstated.",
@@ -136,7 +136,7 @@ def _stopped_share(rows: list[dict], ads: pd.DataFrame) -> str:
     counted = ads[ads["report_year"].isin({r["year"] for r in rows})]
     counted = counted[counted["operator"].isin({op for r in rows for op in r["sgo_operators"]})]
     if counted.empty:
-        return "no crash counted; in none"
+        return "none of the crashes counted here, as none were"
     moves = counted["sv_movement"].fillna("").str.casefold()
     stopped = moves.str.contains("stopped|parked").sum()
-    return f"in {stopped:,} of the {len(counted):,} ({100 * stopped / len(counted):.0f} %)"
+    return f"{stopped:,} of the {len(counted):,} crashes counted here ({100 * stopped / len(counted):.0f} %)"

@@ -165,3 +165,23 @@ def test_inputs_travel_from_the_cli_to_the_app():
     assert len(inp.logs) == 2 and inp.report.endswith("r.json") and inp.model is None
     # Paths are made absolute: Streamlit's working folder need not be the caller's.
     assert all(Path(p).is_absolute() for p in (*inp.logs, inp.report)) and inp.engine == "local"
+
+
+def test_crash_report_functions_add_up(sgo_dir):
+    from roadworthy.dashboards import crashes
+
+    inc = crashes.load(sgo_dir)
+    assert inc["company"].notna().all()  # level-2 crashes fall back to the reporting maker
+    table = crashes.over_time(inc)
+    assert table.to_numpy().sum() == inc["month"].notna().sum()
+    states = crashes.by_state(inc)
+    assert states["crashes"].sum() == len(inc) and states.iloc[0]["state"] == "CA"
+    fig = crashes.state_map_figure(states)
+    assert sum(len(t.x) for t in fig.data) == len(crashes.STATE_TILES)
+    tiles = set(crashes.STATE_TILES.values())
+    assert len(tiles) == len(crashes.STATE_TILES)  # no two states on one tile
+    shares = crashes.breakdown(inc, "partner")
+    assert (shares.sum(axis=1).round(2) == 1.0).all()
+    hits = crashes.search(inc, "cyclist")
+    assert len(hits) > 0 and hits["narrative"].str.contains("cyclist", case=False).all()
+    assert crashes.search(inc, "  ").empty
