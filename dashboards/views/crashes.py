@@ -23,7 +23,7 @@ def render(inputs: DashboardInputs) -> None:
     if not inputs.sgo:
         st.info(
             "No crash reports given: import NHTSA's Standing General Order CSV files with `roadworthy import sgo`, "
-            "then start the dashboard with `--sgo` and the folder it wrote."
+            "then give the dashboard the folder it wrote as its crash reports."
         )
         return
     inc = _load(inputs.sgo)
@@ -65,7 +65,7 @@ def render(inputs: DashboardInputs) -> None:
     st.plotly_chart(crashes.state_map_figure(states), use_container_width=True)
     st.subheader("California crash rates beside disengagement rates")
     if not inputs.dmv:
-        st.info("Rates need autonomous miles: start the dashboard with `--dmv` (a folder from `import dmv`).")
+        st.info("Rates need autonomous miles: give the dashboard a DMV folder too (from `roadworthy import dmv`).")
     else:
         table, res = _rates(inputs.sgo, inputs.dmv)
         if table.empty:

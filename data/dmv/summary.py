@@ -35,7 +35,7 @@ def load(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     files = [folder / "events.parquet", folder / "vehicles.parquet"]
     missing = [f.name for f in files if not f.is_file()]
     if missing:
-        raise UsageError(f"{folder}: no {', '.join(missing)}", "import the reports first: roadworthy import dmv ...")
+        raise UsageError(f"{folder}: no {', '.join(missing)}", "import the reports first (roadworthy import dmv)")
     events = pd.read_parquet(files[0]).rename(columns={"report_year": "year"})
     vehicles = pd.read_parquet(files[1]).rename(columns={"report_year": "year"})
     if "cause" not in events:

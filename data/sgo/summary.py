@@ -46,7 +46,7 @@ def load_incidents(folder: str | Path) -> pd.DataFrame:
     """The incidents table of a folder written by ``import sgo``."""
     path = Path(folder) / "incidents.parquet"
     if not path.is_file():
-        raise UsageError(f"{folder}: no incidents.parquet", "import the reports first: roadworthy import sgo ...")
+        raise UsageError(f"{folder}: no incidents.parquet", "import the reports into it first (roadworthy import sgo)")
     return pd.read_parquet(path)
 
 

@@ -44,7 +44,10 @@ def command_flags(func: Callable) -> dict[str, str]:
         if isinstance(info, typer.models.ArgumentInfo):
             flags[name] = name.upper()
             continue
-        decls = [d for d in (getattr(info, "param_decls", None) or ()) if d.startswith("--")]
+        # In ``Annotated[..., typer.Option("--json")]`` Typer keeps the first declaration as ``default``.
+        first = getattr(info, "default", None)
+        named = [first] if isinstance(first, str) else []
+        decls = [d for d in (*named, *(getattr(info, "param_decls", None) or ())) if d.startswith("--")]
         flag = decls[0].split("/")[0] if decls else "--" + name.replace("_", "-")
         flags[name] = flag
         flags.setdefault(flag[2:].replace("-", "_"), flag)

@@ -147,7 +147,7 @@ def test_crash_reports_page_without_reports_or_miles(monkeypatch, sim_logs, sgo_
     at = run_page(monkeypatch, "Crash reports", sim_logs)
     assert any("roadworthy import sgo" in i.value for i in at.info)
     at = run_page(monkeypatch, "Crash reports", sim_logs, sgo=str(sgo_dir))
-    assert any("--dmv" in i.value for i in at.info) and len(charts(at)) == 3
+    assert any("DMV folder" in i.value for i in at.info) and len(charts(at)) == 3
 
 
 def test_cell_selection_is_read_from_the_chart_event():
