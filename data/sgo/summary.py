@@ -84,7 +84,10 @@ def summarize(folder: str | Path, by: tuple[str, ...] = ("entity",), confidence:
             "severe_ci": [slo, shi] if int(row["known"]) else None,
         }
         groups.append(entry)
-    groups.sort(key=lambda g: (-g["incidents"], [str(g[b]) for b in by]))
+    if set(by) <= {"month", "year"}:  # a time series reads in time order
+        groups.sort(key=lambda g: [str(g[b]) for b in by])
+    else:
+        groups.sort(key=lambda g: (-g["incidents"], [str(g[b]) for b in by]))
     return {"by": list(by), "confidence": confidence, "incidents": total, "groups": groups}
 
 
