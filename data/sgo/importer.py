@@ -85,6 +85,16 @@ def _flags(cells: list[str], place: Placement, group: str) -> list[str]:
     return out
 
 
+def _roadway(cells: list[str], place: Placement) -> list[str]:
+    """Roadway flags, and the surface and description fields where a release has those instead."""
+    out = _flags(cells, place, "roadway_conditions")
+    for name in ("roadway_surface", "roadway_description"):
+        v = nz.value(_get(cells, place, name))
+        if v and v not in out:
+            out.append(v)
+    return out
+
+
 def read_release(path: Path, report: ImportReport) -> list[dict]:
     """Every row of one release, normalised (all versions; nothing merged yet)."""
     data = read_csv_rows(path, "NHTSA crash report (SGO-2021-01 incident report CSV)")
@@ -156,7 +166,7 @@ def read_release(path: Path, report: ImportReport) -> list[dict]:
                 "cp_contact": _flags(cells, place, "cp_contact"),
                 "sv_contact": _flags(cells, place, "sv_contact"),
                 "weather": _flags(cells, place, "weather"),
-                "roadway_conditions": _flags(cells, place, "roadway_conditions"),
+                "roadway_conditions": _roadway(cells, place),
                 "sources": _flags(cells, place, "sources"),
                 "data_availability": _flags(cells, place, "data_availability"),
                 "narrative": narrative or None,

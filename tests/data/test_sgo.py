@@ -155,6 +155,8 @@ def test_lists_flags_and_narratives(imported):
     assert all(isinstance(w, (list, tuple)) or hasattr(w, "__len__") for w in inc["weather"])
     assert sum("Clear" in list(w) for w in inc["weather"]) > 400
     assert sum("Rear" in list(c) for c in inc["sv_contact"]) > 50
+    assert sum("Wet" in list(c) for c in inc["roadway_conditions"]) > 10
+    assert sum("Work Zone" in list(c) for c in inc["roadway_conditions"]) > 5
     assert any("[XXX]" in (n or "") for n in inc["narrative"])  # redactions kept as written
     assert inc["month"].str.fullmatch(r"\d{4}-\d{2}").all()
     assert set(inc["system"]) == {"ADS"}
