@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from roadworthy.cli import app
@@ -318,3 +320,25 @@ def test_value_parsers():
     assert header_key("Latitude  - Unknown") == header_key("Latitude - Unknown")
     assert header_key("SV Pre-crash Speed (MPH)") == header_key("Subject Vehicle Precrash Speed (MPH)")
     assert nz.system_of("", "SGO-2021-01_Incident_Reports_ADAS.csv", None) == "ADAS"
+
+
+@given(st.integers(2000, 2099), st.integers(1, 12), st.integers(1, 28))
+def test_every_month_form_reads_to_the_same_month(year, month, day):
+    import calendar
+
+    abbr, name = calendar.month_abbr[month], calendar.month_name[month]
+    forms = [f"{abbr.upper()}-{year}", f"{abbr} {year}", f"{name} {year}", f"{year}-{month:02d}",
+             f"{month:02d}/{year}", f"{month}/{day}/{year}", f"{year}-{month:02d}-{day:02d}"]  # fmt: skip
+    assert {nz.parse_month(f) for f in forms} == {f"{year:04d}-{month:02d}"}
+    expected_year = year + 1 if month == 12 else year
+    assert nz.report_year_of_month(nz.parse_month(forms[0])) == expected_year
+
+
+def test_the_api_returns_typed_results(tmp_path):
+    import roadworthy
+
+    res = roadworthy.import_sgo([shared("ads-2023")], tmp_path / "out")
+    assert res.incidents == res.to_json()["incidents"] > 100
+    assert "crashes from" in repr(res)
+    summary = roadworthy.sgo_summary(tmp_path / "out", ["state"])
+    assert summary.by == ("state",) and sum(g["incidents"] for g in summary.groups) == res.incidents
