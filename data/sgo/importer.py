@@ -38,6 +38,30 @@ from roadworthy.data.sgo.tables import INCIDENT_SCHEMA, REPORT_SCHEMA, severity_
 COMPARED = ("month", "state", "city", "partner", "roadway_type", "sv_movement", "cp_movement", "operator")
 
 
+#: Row key -> field (:data:`roadworthy.data.sgo.columns.FIELDS`) of the values read as text as written.
+TEXT_FIELDS = {
+    "operator_raw": "operator",
+    "maker_raw": "make",
+    "model": "model",
+    "engaged_raw": "engaged",
+    "driver_type": "driver_type",
+    "city": "city",
+    "roadway_type": "roadway_type",
+    "roadway_surface": "roadway_surface",
+    "roadway_description": "roadway_description",
+    "lighting": "lighting",
+    "partner": "partner",
+    "property_damage": "property_damage",
+    "cp_movement": "cp_movement",
+    "sv_movement": "sv_movement",
+    "sv_airbags": "sv_airbags",
+    "cp_airbags": "cp_airbags",
+    "within_odd": "within_odd",
+}
+NUMBER_FIELDS = {"model_year": "model_year", "speed_limit_mph": "speed_limit", "sv_speed_mph": "sv_speed"}
+LIST_FIELDS = ("cp_contact", "sv_contact", "weather", "sources", "data_availability")
+
+
 @dataclass
 class ImportReport:
     """What the import superseded, merged, normalised and dropped, with counts and reasons."""
@@ -128,53 +152,30 @@ def read_release(path: Path, report: ImportReport) -> list[dict]:
         elif state is None and state_text:
             report.normalised["state not a US state code or name (kept, state empty)"] += 1
         narrative = (_get(cells, place, "narrative") or "").strip()
-        rows.append(
-            {
-                "report_id": report_id,
-                "version": int(version) if version is not None else 1,
-                "report_type": report_type or None,
-                "submitted": nz.parse_month(_get(cells, place, "submitted")),
-                "entity_raw": clean_text(_get(cells, place, "entity")) or None,
-                "operator_raw": nz.value(_get(cells, place, "operator")),
-                "maker_raw": nz.value(_get(cells, place, "make")),
-                "model": nz.value(_get(cells, place, "model")),
-                "model_year": nz.number(_get(cells, place, "model_year")),
-                "system": nz.system_of(_get(cells, place, "ads_equipped"), path.name, engaged_system),
-                "engaged": engaged,
-                "engaged_system": engaged_system,
-                "engaged_raw": nz.value(_get(cells, place, "engaged")),
-                "driver_type": nz.value(_get(cells, place, "driver_type")),
-                "incident_id": incident_id,
-                "month": month,
-                "state": state,
-                "city": nz.value(_get(cells, place, "city")),
-                "roadway_type": nz.value(_get(cells, place, "roadway_type")),
-                "roadway_surface": nz.value(_get(cells, place, "roadway_surface")),
-                "roadway_description": nz.value(_get(cells, place, "roadway_description")),
-                "speed_limit_mph": nz.number(_get(cells, place, "speed_limit")),
-                "lighting": nz.value(_get(cells, place, "lighting")),
-                "partner": nz.value(_get(cells, place, "partner")),
-                "severity_rank": nz.severity_rank(rank_text),
-                "severity_raw": rank_text or None,
-                "property_damage": nz.value(_get(cells, place, "property_damage")),
-                "cp_movement": nz.value(_get(cells, place, "cp_movement")),
-                "sv_movement": nz.value(_get(cells, place, "sv_movement")),
-                "sv_speed_mph": nz.number(_get(cells, place, "sv_speed")),
-                "sv_airbags": nz.value(_get(cells, place, "sv_airbags")),
-                "cp_airbags": nz.value(_get(cells, place, "cp_airbags")),
-                "within_odd": nz.value(_get(cells, place, "within_odd")),
-                "cp_contact": _flags(cells, place, "cp_contact"),
-                "sv_contact": _flags(cells, place, "sv_contact"),
-                "weather": _flags(cells, place, "weather"),
-                "roadway_conditions": _roadway(cells, place),
-                "sources": _flags(cells, place, "sources"),
-                "data_availability": _flags(cells, place, "data_availability"),
-                "narrative": narrative or None,
-                "narrative_cbi": nz.flag_set(_get(cells, place, "narrative_cbi")),
-                "source_file": path.name,
-                "source_row": line,
-            }
-        )
+        row = {
+            "report_id": report_id,
+            "version": int(version) if version is not None else 1,
+            "report_type": report_type or None,
+            "submitted": nz.parse_month(_get(cells, place, "submitted")),
+            "entity_raw": clean_text(_get(cells, place, "entity")) or None,
+            "system": nz.system_of(_get(cells, place, "ads_equipped"), path.name, engaged_system),
+            "engaged": engaged,
+            "engaged_system": engaged_system,
+            "incident_id": incident_id,
+            "month": month,
+            "state": state,
+            "severity_rank": nz.severity_rank(rank_text),
+            "severity_raw": rank_text or None,
+            "roadway_conditions": _roadway(cells, place),
+            "narrative": narrative or None,
+            "narrative_cbi": nz.flag_set(_get(cells, place, "narrative_cbi")),
+            "source_file": path.name,
+            "source_row": line,
+        }
+        row |= {key: nz.value(_get(cells, place, name)) for key, name in TEXT_FIELDS.items()}
+        row |= {key: nz.number(_get(cells, place, name)) for key, name in NUMBER_FIELDS.items()}
+        row |= {group: _flags(cells, place, group) for group in LIST_FIELDS}
+        rows.append(row)
     months = [r["submitted"] for r in rows if r["submitted"]]
     incident_months = [r["month"] for r in rows if r["month"]]
     report.files.append(
