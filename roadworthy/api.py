@@ -459,11 +459,8 @@ def sgo_rates(folder: str | Path, dmv: str | Path) -> SgoRates:
     intervals; the disengagement rate beside; companies in one source only listed; the
     caveats in the result (``caveats``), to be shown with the numbers.
     """
-    from roadworthy.data.errors import UsageError
     from roadworthy.data.sgo.rates import rates
 
-    if not (Path(dmv) / "vehicles.parquet").is_file():
-        raise UsageError(f"`dmv` {dmv}: no vehicles.parquet there", "give a folder written by import_dmv")
     return SgoRates(rates(folder, dmv))
 
 

@@ -85,7 +85,6 @@ IGNORED = (
     r"^report (month|year)$",
     r"^notice received date$",
     r"^adas ads .*version",
-    r"^adas ads version",
     r"^other reporting entities$",
     r"federal reg",
     r"^state or local permit$",
@@ -181,7 +180,7 @@ def place_columns(path: Path, header: list[str]) -> Placement:
             if base == "narrative" and opt == "cbi":
                 out.fields["narrative_cbi"] = i
             used.add(i)
-        elif any(re.search(p, base) for p in IGNORED) or (opt and any(re.search(p, base) for p in IGNORED)):
+        elif any(re.search(p, base) for p in IGNORED):
             used.add(i)
     out.unplaced = [cleaned[i] for i in range(len(cleaned)) if i not in used and cleaned[i]]
     out.missing = [n for n in FIELDS if n not in out.fields and n != "narrative_cbi"]

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from roadworthy.data.csv_reader import read_csv_rows
 from roadworthy.data.dmv.importer import canonical_names
-from roadworthy.data.dmv.normalize import clean_text, manufacturer_key
+from roadworthy.data.dmv.normalize import clean_text, manufacturer_key, parse_number
 from roadworthy.data.errors import UsageError
 from roadworthy.data.sgo import normalize as nz
 from roadworthy.data.sgo.columns import Placement, place_columns
@@ -135,7 +135,7 @@ def read_release(path: Path, report: ImportReport) -> list[dict]:
             report.dropped["'No New or Updated Incident Reports' filing (not a crash)"] += 1
             continue
         version_text = _get(cells, place, "report_version")
-        version = nz.number(version_text)
+        version = parse_number(version_text)
         if version is None:
             report.normalised["blank or unreadable Report Version read as 1"] += 1
         rank_text = clean_text(_get(cells, place, "severity"))
@@ -173,7 +173,7 @@ def read_release(path: Path, report: ImportReport) -> list[dict]:
             "source_row": line,
         }
         row |= {key: nz.value(_get(cells, place, name)) for key, name in TEXT_FIELDS.items()}
-        row |= {key: nz.number(_get(cells, place, name)) for key, name in NUMBER_FIELDS.items()}
+        row |= {key: parse_number(_get(cells, place, name)) for key, name in NUMBER_FIELDS.items()}
         row |= {group: _flags(cells, place, group) for group in LIST_FIELDS}
         rows.append(row)
     months = [r["submitted"] for r in rows if r["submitted"]]
@@ -250,14 +250,11 @@ def name_companies(reports: list[dict], report: ImportReport) -> None:
 def _primary_order(reports: list[dict]) -> list[dict]:
     def key(r: dict) -> tuple:
         own = r["operator"] is not None and r["entity"] == r["operator"]
-        return (not own, "" if r["submitted"] is None else _neg(r["submitted"]), -r["version"], r["report_id"])
+        # Newest submission first: "YYYY-MM" read as the number YYYYMM, negated.
+        newest = -int(r["submitted"].replace("-", "")) if r["submitted"] else 0
+        return (not own, newest, -r["version"], r["report_id"])
 
     return sorted(reports, key=key)
-
-
-def _neg(month: str) -> str:
-    # Sort months newest first inside an ascending sort key.
-    return "".join(chr(ord("9") - ord(c) + ord("0")) if c.isdigit() else c for c in month)
 
 
 def build_incidents(reports: list[dict], report: ImportReport) -> list[dict]:
@@ -289,6 +286,7 @@ def build_incidents(reports: list[dict], report: ImportReport) -> list[dict]:
             report.normalised["ADS operator blank or redacted: the one reporting entity taken as operator"] += 1
             operator, operator_raw = entities[0], first["entity_raw"]
         rank = worst["severity_rank"]
+        month: str | None = pick("month")  # type: ignore[assignment]
         incidents.append(
             {
                 "incident_id": key,
@@ -302,9 +300,9 @@ def build_incidents(reports: list[dict], report: ImportReport) -> list[dict]:
                 "maker": pick("maker"),
                 "maker_raw": pick("maker_raw"),
                 "system": pick("system"),
-                "month": pick("month"),
-                "year": int(pick("month")[:4]) if pick("month") else None,  # type: ignore[index]
-                "report_year": nz.report_year_of_month(pick("month")),  # type: ignore[arg-type]
+                "month": month,
+                "year": int(month[:4]) if month else None,
+                "report_year": nz.report_year_of_month(month),
                 "state": pick("state"),
                 "city": pick("city"),
                 "roadway_type": pick("roadway_type"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from roadworthy.data.dmv.normalize import clean_text, parse_number
+from roadworthy.data.dmv.normalize import clean_text
 
 #: The ordered severity categories, least to most severe (``Unknown`` is not among them: null).
 SEVERITIES = ("No Injuries Reported", "Minor", "Moderate", "Serious", "Fatality")
@@ -138,11 +138,6 @@ def system_of(ads_equipped: str | None, file_name: str, engaged_system: str | No
     if re.search(r"(^|[^A-Z])ADS([^A-Z]|$)", name):
         return "ADS"
     return engaged_system
-
-
-def number(text: str | None) -> float | None:
-    """A number, or None for blanks, ``Unknown`` and redactions."""
-    return None if is_redacted(text) else parse_number(text)
 
 
 def flag_set(text: str | None) -> bool:

@@ -19,7 +19,6 @@ from roadworthy.data.dmv.normalize import manufacturer_key, same_company
 from roadworthy.data.dmv.summary import load as load_dmv
 from roadworthy.data.dmv.summary import poisson_interval
 from roadworthy.data.errors import UsageError
-from roadworthy.data.sgo.normalize import report_year_of_month
 from roadworthy.data.sgo.summary import load_incidents
 
 CAVEATS = (
@@ -44,12 +43,12 @@ def _month_range(year: int) -> tuple[str, str]:
 def rates(folder: str | Path, dmv: str | Path, confidence: float = 0.95) -> dict:
     """Per DMV company and report year: CA crashes per million autonomous miles and disengagements."""
     incidents = load_incidents(folder)
+    tables = ("events.parquet", "vehicles.parquet", "vehicle_months.parquet")
+    missing = [t for t in tables if not (Path(dmv) / t).is_file()]
+    if missing:
+        raise UsageError(f"`dmv` {dmv}: no {', '.join(missing)} there", "give a folder written by import_dmv")
     events, vehicles = load_dmv(dmv)
-    months_path = Path(dmv) / "vehicle_months.parquet"
-    if not months_path.is_file():
-        raise UsageError(f"`dmv` {dmv}: no vehicle_months.parquet", "import the DMV reports again with import dmv")
-    months = pd.read_parquet(months_path)
-    months["year"] = [report_year_of_month(m) for m in months["month"]]
+    months = pd.read_parquet(Path(dmv) / "vehicle_months.parquet")
     if "driverless_permit" not in months:
         months["driverless_permit"] = None  # folders imported before the column existed
     known = incidents["month"].dropna()

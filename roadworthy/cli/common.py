@@ -155,6 +155,11 @@ def guard_outputs(inputs, overwrite: bool, **files) -> None:
         guard_output(path, inputs=ins, overwrite=overwrite, option=name)
 
 
+def group_keys(by: str) -> tuple[str, ...]:
+    """The names of a comma-separated ``--by`` option (``"manufacturer, year"``), blanks dropped."""
+    return tuple(k.strip() for k in by.split(",") if k.strip())
+
+
 def write_json(obj: Any, target: str | Path | None) -> None:
     """Write JSON to ``target`` atomically, or to stdout when ``target`` is ``-``."""
     if target is None:

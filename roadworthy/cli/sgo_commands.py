@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from roadworthy.cli.carla_commands import import_app
-from roadworthy.cli.common import guard_outputs, handle_errors, result_console, table, write_json
+from roadworthy.cli.common import group_keys, guard_outputs, handle_errors, result_console, table, write_json
 from roadworthy.cli.data_commands import JsonOpt, OverwriteOpt
 
 sgo_app = typer.Typer(help="NHTSA Standing General Order crash reports (import them first).", no_args_is_help=True)
@@ -84,7 +84,7 @@ def summary(
     from roadworthy import api
 
     guard_outputs(folder, overwrite, json=json_out)
-    keys = tuple(k.strip() for k in by.split(",") if k.strip())
+    keys = group_keys(by)
     res = api.sgo_summary(folder, keys).summary
     rows = [
         [
